@@ -1,0 +1,199 @@
+"""Convert a Keras model into every variant, check each against Keras, write one bundle.
+
+``build_bundle`` is the one path from a trained model to the device: TFLite float32,
+float16, dynamic range and int8, ONNX float32 and int8; a parity row for each on held-out
+samples; the metadata the runtime needs; a small evaluation set (inputs, labels, Keras
+outputs) so the bundle can be re-checked anywhere later (``edgewise verify`` on arm64).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgewise.edge.backends import open_model
+from edgewise.edge.bundle import BundleWriter, Variant, reopen
+from edgewise.edge.progress import log, progress
+
+from .parity import DEFAULT_TOLERANCES, Decider, Tolerance, compare, parity_markdown
+
+__all__ = ["ALL_VARIANTS", "ConversionSpec", "BuildResult", "build_bundle"]
+
+# name -> (format, precision)
+ALL_VARIANTS: dict[str, tuple[str, str]] = {
+    "tflite_float32": ("tflite", "float32"),
+    "tflite_float16": ("tflite", "float16"),
+    "tflite_dynamic": ("tflite", "dynamic"),
+    "tflite_int8": ("tflite", "int8"),
+    "onnx_float32": ("onnx", "float32"),
+    "onnx_int8": ("onnx", "int8"),
+}
+EVAL_SAMPLES = 256
+
+
+@dataclass
+class ConversionSpec:
+    """What the bundle says about the model, besides the model files themselves.
+
+    ``input`` adds to the derived shape/dtype: layout ("NHWC", "NC", ...), color ("gray",
+    "rgb", "bgr", "none") and normalization (e.g. ``{"scale": 1/255, "offset": 0}``).
+    ``config`` carries the application's settings (window length, tile size, ...).
+    """
+
+    name: str
+    task: str
+    app: str = "generic"
+    input: dict[str, Any] = field(default_factory=dict)
+    output: dict[str, Any] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    decider: Decider = field(default_factory=Decider)
+    tolerances: dict[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+
+
+@dataclass
+class BuildResult:
+    path: Path
+    parity: list[dict[str, Any]]
+
+    @property
+    def flagged(self) -> list[str]:
+        return [r["variant"] for r in self.parity if r.get("flagged")]
+
+
+def _convert(model: Any, fmt: str, precision: str, calib: np.ndarray, onnx_f32: bytes | None):
+    from . import onnx as onnx_conv
+    from . import tflite as tflite_conv
+
+    if fmt == "tflite":
+        return tflite_conv.to_tflite(model, precision, calib)
+    if precision == "float32":
+        return onnx_conv.to_onnx(model)
+    return onnx_conv.quantize_onnx_int8(onnx_f32 or onnx_conv.to_onnx(model), calib)
+
+
+def build_bundle(
+    model: Any,
+    out: str | Path,
+    spec: ConversionSpec,
+    *,
+    calib_x: np.ndarray,
+    eval_x: np.ndarray,
+    eval_y: np.ndarray | None = None,
+    variants: list[str] | None = None,
+    threads: int = 2,
+    zip_path: str | Path | None = None,
+    quiet: bool = False,
+) -> BuildResult:
+    """Convert ``model`` (Keras) to ``variants`` and write a verified bundle at ``out``."""
+    names = list(variants or ALL_VARIANTS)
+    unknown = [n for n in names if n not in ALL_VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; valid: {', '.join(ALL_VARIANTS)}")
+    eval_x = np.asarray(eval_x, dtype=np.float32)
+    calib_x = np.asarray(calib_x, dtype=np.float32)
+    if not np.isfinite(eval_x).all() or not np.isfinite(calib_x).all():
+        raise ValueError("calibration or evaluation samples contain NaN or infinite values")
+    ref = np.asarray(model.predict(eval_x, verbose=0), dtype=np.float32)
+
+    w = BundleWriter(out, name=spec.name, task=spec.task, app=spec.app)
+    decider = spec.decider
+    if decider.kind == "threshold" and decider.threshold is None and "decision" in spec.thresholds:
+        decider.threshold = float(spec.thresholds["decision"])
+    rows: list[dict[str, Any]] = []
+    onnx_f32: bytes | None = None
+    in_quant = None
+    for name in progress(names, desc="convert", quiet=quiet):
+        fmt, precision = ALL_VARIANTS[name]
+        t0 = time.monotonic()
+        data = _convert(model, fmt, precision, calib_x, onnx_f32)
+        seconds = time.monotonic() - t0
+        if name == "onnx_float32":
+            onnx_f32 = data
+        fname = f"model_{precision}.{fmt}"
+        path = w.add_bytes(fname, data)
+        m = open_model(path, threads=threads)
+        outs = np.concatenate([m.predict(eval_x[i : i + 32]) for i in range(0, len(eval_x), 32)])
+        row = compare(name, precision, ref, outs, eval_x, eval_y, decider, spec.tolerances[precision])
+        row.update(size_bytes=len(data), convert_seconds=round(seconds, 2))
+        if fmt == "tflite" and precision == "int8":
+            from .tflite import non_int8_ops
+
+            row["non_int8_ops"] = non_int8_ops(str(path))
+            if row["non_int8_ops"]:
+                log(f"warning: {name} keeps float ops: {', '.join(row['non_int8_ops'])}", quiet=quiet)
+            in_quant = m.input_quantization
+        rows.append(row)
+        w.add_variant(
+            Variant(
+                name=name,
+                file=fname,
+                backend=m.backend,
+                precision=precision,
+                input_quantization=m.input_quantization,
+                output_quantization=m.output_quantization[0],
+                parity={k: v for k, v in row.items() if k not in ("variant", "precision")},
+                flagged=row["flagged"],
+            )
+        )
+        m.close()
+
+    shape = [None, *[int(d) for d in model.inputs[0].shape[1:]]]
+    w.meta["input"] = {"shape": shape, "dtype": "float32", **spec.input}
+    if in_quant:
+        w.meta["input"]["int8_quantization"] = in_quant
+    out_shape = [None, *[int(d) for d in model.outputs[0].shape[1:]]]
+    w.meta["output"] = {"shape": out_shape, "dtype": "float32", **spec.output}
+    w.meta.update(
+        labels=list(spec.labels),
+        thresholds=dict(spec.thresholds),
+        config=dict(spec.config),
+        metrics={**spec.metrics, "parity": {r["variant"]: _brief(r) for r in rows}},
+    )
+    n = min(len(eval_x), EVAL_SAMPLES)
+    _save_npy(w, "eval/x.npy", eval_x[:n])
+    _save_npy(w, "eval/keras.npy", ref[:n])
+    if eval_y is not None:
+        _save_npy(w, "eval/y.npy", np.asarray(eval_y)[:n])
+    w.meta["evaluation"] = {
+        "samples": n,
+        "x": "eval/x.npy",
+        "reference": "eval/keras.npy",
+        "y": "eval/y.npy" if eval_y is not None else None,
+        "decision": decider.kind,
+        "score": decider.score,
+        "threshold": decider.threshold,
+        "metric": decider.name or None,
+    }
+    w.add_bytes("report/parity.md", parity_markdown(rows).encode())
+    w.add_bytes("report/parity.json", json.dumps(rows, indent=2).encode())
+    root = w.finish(zip_path)
+    return BuildResult(path=root, parity=rows)
+
+
+def _brief(row: dict[str, Any]) -> dict[str, Any]:
+    keys = ("max_abs_diff", "decision_agreement", "metric_variant", "metric_delta", "flagged")
+    return {k: row.get(k) for k in keys}
+
+
+def _save_npy(w: BundleWriter, rel: str, arr: np.ndarray) -> None:
+    with tempfile.NamedTemporaryFile(suffix=".npy", delete=False) as f:
+        np.save(f, arr)
+    w.add_file(rel, f.name)
+    Path(f.name).unlink()
+
+
+def add_report(bundle: str | Path, files: dict[str, bytes], metrics: dict[str, Any]) -> None:
+    """Add report files and metrics to an existing bundle and re-seal its checksums."""
+    w = reopen(bundle)
+    for rel, data in files.items():
+        w.add_bytes(rel, data)
+    w.meta.setdefault("metrics", {}).update(metrics)
+    w.finish()

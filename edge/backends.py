@@ -1,0 +1,249 @@
+"""One ``Model`` interface over LiteRT and ONNX Runtime.
+
+Application code calls ``model.predict(x)`` with float input and gets float output, whatever
+the backend or precision: an int8 model's input is quantized and its output dequantized here,
+from the scale and zero-point the model file declares (cross-checked against the bundle).
+The runtime library is imported inside ``_load`` only, so importing this module is cheap and
+never pulls in TensorFlow unless LiteRT itself is missing and TensorFlow is the last resort.
+
+>>> m = open_model("model_int8.tflite", threads=2)   # doctest: +SKIP
+>>> m.predict(np.zeros((1, 16), np.float32)).shape  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bundle import Bundle, BundleError
+
+__all__ = ["Model", "LiteRTModel", "OnnxModel", "open_model", "load_model", "litert_interpreter"]
+
+
+def litert_interpreter():
+    """The LiteRT ``Interpreter`` class: ai-edge-litert, then tflite_runtime, then tf.lite."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter  # type: ignore[import-not-found]
+
+        return Interpreter
+    except ImportError:
+        pass
+    try:
+        import tensorflow as tf  # last resort on a workstation  # noqa: I001
+
+        return tf.lite.Interpreter
+    except ImportError:
+        raise ImportError(
+            "no LiteRT runtime found: pip install ai-edge-litert "
+            "(or tflite-runtime on Python <= 3.11)"
+        ) from None
+
+
+def _quantize(x: np.ndarray, q: dict[str, Any], dtype: np.dtype) -> np.ndarray:
+    info = np.iinfo(dtype)
+    v = np.round(x / q["scale"] + q["zero_point"])
+    return np.clip(v, info.min, info.max).astype(dtype)
+
+
+def _dequantize(y: np.ndarray, q: dict[str, Any]) -> np.ndarray:
+    return (y.astype(np.float32) - q["zero_point"]) * np.float32(q["scale"])
+
+
+class Model(ABC):
+    """Float in, float out. Subclasses load one runtime each; ``predict`` handles batches."""
+
+    backend: str = ""
+
+    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: model file not found")
+        self.threads = threads or max(1, (os.cpu_count() or 1))
+        self.input_shape: tuple = ()
+        self.input_dtype: np.dtype = np.dtype(np.float32)
+        self.input_quantization: dict[str, Any] | None = None
+        self.output_quantization: list[dict[str, Any] | None] = []
+        self._load()
+
+    @abstractmethod
+    def _load(self) -> None: ...
+
+    @abstractmethod
+    def predict_all(self, x: np.ndarray) -> list[np.ndarray]:
+        """Run one batch, return every output (dequantized to float32)."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Run one batch and return the first output."""
+        return self.predict_all(x)[0]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.predict(x)
+
+    def _check_input(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        want = self.input_shape[1:]
+        if x.ndim != len(self.input_shape) or any(
+            w not in (None, -1) and w != g for w, g in zip(want, x.shape[1:], strict=False)
+        ):
+            raise ValueError(
+                f"{self.path.name}: input shape {tuple(x.shape)} does not match the model's "
+                f"{tuple(self.input_shape)}"
+            )
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            raise ValueError(f"{self.path.name}: input contains NaN or infinite values")
+        return x
+
+    def close(self) -> None:
+        """Release the runtime; a closed model must not be used again."""
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LiteRTModel(Model):
+    """A ``.tflite`` model in LiteRT, XNNPACK on the CPU with ``threads`` threads."""
+
+    backend = "litert"
+
+    def _load(self) -> None:
+        Interpreter = litert_interpreter()
+        try:
+            self._it = Interpreter(model_path=str(self.path), num_threads=self.threads)
+            self._it.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{self.path}: not a loadable TFLite model ({msg})") from None
+        inp = self._it.get_input_details()[0]
+        self._inp = inp
+        self._outs = self._it.get_output_details()
+        sig = inp.get("shape_signature", inp["shape"])
+        self.input_shape = tuple(None if d == -1 else int(d) for d in sig)
+        self.input_dtype = np.dtype(inp["dtype"])
+        self.input_quantization = self._qparams(inp)
+        self.output_quantization = [self._qparams(o) for o in self._outs]
+        self._batch = int(inp["shape"][0])
+
+    @staticmethod
+    def _qparams(detail: dict) -> dict[str, Any] | None:
+        if np.dtype(detail["dtype"]) not in (np.dtype(np.int8), np.dtype(np.uint8)):
+            return None
+        scale, zp = detail["quantization"]
+        return {"scale": float(scale), "zero_point": int(zp), "dtype": np.dtype(detail["dtype"]).name}
+
+    def predict_all(self, x: np.ndarray) -> list[np.ndarray]:
+        x = self._check_input(x)
+        if x.shape[0] != self._batch:
+            self._it.resize_tensor_input(self._inp["index"], list(x.shape))
+            self._it.allocate_tensors()
+            self._batch = x.shape[0]
+            self._outs = self._it.get_output_details()
+        if self.input_quantization:
+            x = _quantize(x.astype(np.float32), self.input_quantization, self.input_dtype)
+        else:
+            x = x.astype(self.input_dtype, copy=False)
+        self._it.set_tensor(self._inp["index"], x)
+        self._it.invoke()
+        outs = []
+        for o, q in zip(self._outs, self.output_quantization, strict=True):
+            y = self._it.get_tensor(o["index"])
+            outs.append(_dequantize(y, q) if q else y.astype(np.float32, copy=True))
+        return outs
+
+    def op_types(self) -> list[dict[str, Any]]:
+        """Op names with their tensor dtypes: used to report ops that are not int8."""
+        tensors = {t["index"]: t for t in self._it.get_tensor_details()}
+        ops = []
+        for op in self._it._get_ops_details():  # noqa: SLF001 - the only public-ish view of ops
+            dtypes = [
+                np.dtype(tensors[i]["dtype"]).name
+                for i in list(op["inputs"]) + list(op["outputs"])
+                if i >= 0 and i in tensors
+            ]
+            ops.append({"op": op["op_name"], "dtypes": dtypes})
+        return ops
+
+    def close(self) -> None:
+        self._it = None
+
+
+class OnnxModel(Model):
+    """An ``.onnx`` model in ONNX Runtime on the CPU with ``threads`` intra-op threads."""
+
+    backend = "onnxruntime"
+
+    def _load(self) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ImportError(
+                "ONNX Runtime is not installed: pip install 'edgewise[onnx]'"
+            ) from None
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        try:
+            self._sess = ort.InferenceSession(
+                str(self.path), sess_options=so, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # onnxruntime raises its own exception types
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{self.path}: not a loadable ONNX model ({msg})") from None
+        inp = self._sess.get_inputs()[0]
+        self._in_name = inp.name
+        self.input_shape = tuple(d if isinstance(d, int) else None for d in inp.shape)
+        types = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8}
+        self.input_dtype = np.dtype(types.get(inp.type, np.float32))
+        self.output_quantization = [None for _ in self._sess.get_outputs()]
+
+    def predict_all(self, x: np.ndarray) -> list[np.ndarray]:
+        x = self._check_input(x).astype(self.input_dtype, copy=False)
+        return [np.asarray(y, dtype=np.float32) for y in self._sess.run(None, {self._in_name: x})]
+
+    def close(self) -> None:
+        self._sess = None
+
+
+def open_model(path: str | Path, *, backend: str | None = None, threads: int | None = None) -> Model:
+    """Open a model file; the backend follows the file suffix unless named."""
+    path = Path(path)
+    backend = backend or {".tflite": "litert", ".onnx": "onnxruntime"}.get(path.suffix)
+    if backend == "litert":
+        return LiteRTModel(path, threads=threads)
+    if backend == "onnxruntime":
+        return OnnxModel(path, threads=threads)
+    raise ValueError(f"{path}: unknown model type '{path.suffix}', expected .tflite or .onnx")
+
+
+def load_model(bundle: Bundle, variant: str | None = None, *, threads: int | None = None) -> Model:
+    """Open a bundle's variant and check its quantization against ``bundle.json``."""
+    v = bundle.variant(variant)
+    model = open_model(bundle.file(v.file), backend=v.backend, threads=threads)
+    declared = v.input_quantization
+    actual = model.input_quantization
+    if (declared is None) != (actual is None) or (
+        declared
+        and actual
+        and (
+            not np.isclose(declared["scale"], actual["scale"], rtol=1e-6)
+            or declared["zero_point"] != actual["zero_point"]
+        )
+    ):
+        raise BundleError(
+            f"{bundle.file(v.file)}: input quantization {actual} does not match bundle.json "
+            f"{declared}"
+        )
+    return model
