@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgewise.edge.backends import load_model
 from edgewise.edge.bundle import Bundle, load_bundle
 from edgewise.edge.metrics import auroc, percentiles

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgewise.edge.backends import open_model
 from edgewise.edge.bundle import BundleWriter, Variant, reopen
 from edgewise.edge.progress import log, progress

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from edgewise.edge.metrics import auroc
 from edgewise.edge.scoring import score_outputs
 

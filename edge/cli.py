@@ -98,6 +98,7 @@ def cmd_info(a: argparse.Namespace) -> int:
 
 def cmd_convert(a: argparse.Namespace) -> int:
     import numpy as np
+
     from edgewise.converters import ConversionSpec, build_bundle
     from edgewise.converters.parity import Decider
     from edgewise.train.keras_utils import tf_setup

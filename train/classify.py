@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgewise.converters import ConversionSpec, build_bundle
 from edgewise.converters.package import BuildResult
 from edgewise.converters.parity import Decider

@@ -28,6 +28,7 @@ def tf_setup(seed: int = 0, threads: int | None = None) -> Any:
 def EpochProgress(epochs: int, quiet: bool = False, desc: str = "train") -> Any:  # noqa: N802
     """A Keras callback printing one line per epoch with the logged metrics."""
     import keras
+
     from edgewise.edge.progress import log
 
     class _CB(keras.callbacks.Callback):

@@ -1,0 +1,151 @@
+"""What training learned, as files: learning curves, confusion matrix, score histograms, ROC.
+
+Always on: every trainer writes these into the bundle's ``report/`` (matplotlib, Agg backend,
+PNG) next to ``metrics.json``, so a bundle explains itself without the training machine.
+
+>>> plot_roc({"autoencoder": (scores, labels)}, "report/roc.png")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgewise.edge.metrics import auroc, roc_curve
+
+__all__ = [
+    "plot_learning_curves",
+    "plot_confusion",
+    "plot_score_histogram",
+    "plot_roc",
+    "plot_pr",
+    "write_metrics",
+    "confusion_matrix",
+]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
+def plot_learning_curves(history: dict[str, list[float]], path: str | Path, title: str = "") -> Path:
+    """One panel per metric, train and validation together."""
+    plt = _plt()
+    keys = [k for k in history if not k.startswith("val_")]
+    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(4.5 * max(1, len(keys)), 3.5), squeeze=False)
+    for ax, k in zip(axes[0], keys, strict=False):
+        ax.plot(np.arange(1, len(history[k]) + 1), history[k], label="train")
+        if f"val_{k}" in history:
+            ax.plot(np.arange(1, len(history[f"val_{k}"]) + 1), history[f"val_{k}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(k)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or "learning curves")
+    return _save(fig, path)
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
+    cm = np.zeros((n, n), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true, int).ravel(), np.asarray(y_pred, int).ravel()), 1)
+    return cm
+
+
+def plot_confusion(
+    y_true: np.ndarray, y_pred: np.ndarray, labels: list[str], path: str | Path, title: str = ""
+) -> Path:
+    """Counts in every cell; rows are the truth, columns the prediction."""
+    plt = _plt()
+    cm = confusion_matrix(y_true, y_pred, len(labels))
+    size = max(3.5, 0.5 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            color = "white" if cm[i, j] > cm.max() / 2 else "black"
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=color)
+    ax.set_title(title or "confusion matrix")
+    return _save(fig, path)
+
+
+def plot_score_histogram(
+    groups: dict[str, np.ndarray], path: str | Path, threshold: float | None = None, title: str = ""
+) -> Path:
+    """Score distributions per group (e.g. normal vs each fault), with the threshold."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    allv = np.concatenate([np.asarray(v, float).ravel() for v in groups.values()])
+    bins = np.histogram_bin_edges(allv[np.isfinite(allv)], bins=50)
+    for name, v in groups.items():
+        ax.hist(np.asarray(v, float).ravel(), bins=bins, alpha=0.5, label=name)
+    if threshold is not None:
+        ax.axvline(threshold, color="red", linestyle="--", label=f"threshold {threshold:.4g}")
+    ax.set_xlabel("score")
+    ax.set_ylabel("count")
+    ax.legend(fontsize=7)
+    ax.set_title(title or "score histogram")
+    return _save(fig, path)
+
+
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "") -> Path:
+    """ROC curves, one per (scores, labels) pair, AUROC in the legend."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, (scores, labels) in curves.items():
+        fpr, tpr, _ = roc_curve(scores, labels)
+        ax.plot(fpr, tpr, label=f"{name} (AUROC {auroc(scores, labels):.4f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title or "ROC")
+    return _save(fig, path)
+
+
+def plot_pr(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "") -> Path:
+    """Precision-recall curves, one per (scores, labels) pair."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, (scores, labels) in curves.items():
+        s = np.asarray(scores, float).ravel()
+        y = np.asarray(labels).astype(bool).ravel()
+        order = np.argsort(-s)
+        tp = np.cumsum(y[order])
+        precision = tp / np.arange(1, len(s) + 1)
+        recall = tp / max(1, y.sum())
+        ax.plot(recall, precision, label=name)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.legend(fontsize=7)
+    ax.set_title(title or "precision-recall")
+    return _save(fig, path)
+
+
+def write_metrics(metrics: dict[str, Any], path: str | Path) -> Path:
+    """``metrics.json`` with numpy values made plain."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plain = lambda o: o.tolist() if hasattr(o, "tolist") else str(o)  # noqa: E731
+    path.write_text(json.dumps(metrics, indent=2, default=plain))
+    return path
