@@ -1,0 +1,37 @@
+"""Shared fixtures: where the public datasets are, and tiny real models trained once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def find_data() -> Path | None:
+    """``$EDGEWISE_DATA``, else the ``shared/data`` folder beside the repository."""
+    env = os.environ.get("EDGEWISE_DATA")
+    if env and Path(env).is_dir():
+        return Path(env)
+    cand = REPO.parent / "shared" / "data"
+    return cand if cand.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    d = find_data()
+    if d is None:
+        pytest.skip("public datasets absent: set EDGEWISE_DATA or place shared/data beside the repo")
+    return d
+
+
+@pytest.fixture(scope="session")
+def digits_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The digits CNN (real scikit-learn digits) trained for a few seconds, all six variants."""
+    from edgewise.train.classify import train_digits
+
+    out = tmp_path_factory.mktemp("digits") / "digits.bundle"
+    train_digits(out, epochs=15, quiet=True)
+    return out
