@@ -1,0 +1,557 @@
+"""Face recognition on the edge: detect -> align -> embed -> match against an SQLite gallery.
+
+Three detectors behind one call (``detect(img) -> list[Detection]``): YuNet through
+``cv2.FaceDetectorYN`` (box + 5 landmarks), Ultra-Light RFB-320 through LiteRT or ONNX
+Runtime (priors decoded here, then NMS) and OpenCV's Haar cascade as the fallback that needs
+no model file. Faces with landmarks are aligned to a canonical crop by a similarity transform
+(eyes, nose, mouth corners land on fixed points), others are centre-cropped from their box, so
+the embedding network always sees faces at the same scale and position. The same
+``face_crop`` runs in training, in the benchmark and here, so the device does what was
+evaluated.
+
+>>> # edgewise enroll --gallery people.db --name alice --images photos/alice --bundle face.bundle
+>>> # edgewise run face --bundle face.bundle --gallery people.db --source 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backends import load_model, open_model
+from ..bundle import Bundle, load_bundle
+from ..pipeline import Frame
+from .common import run_app, run_parser
+
+__all__ = [
+    "Detection",
+    "YuNetDetector",
+    "UltraLightDetector",
+    "HaarDetector",
+    "make_detector",
+    "ultralight_priors",
+    "decode_ultralight",
+    "nms",
+    "canonical_points",
+    "align_face",
+    "face_crop",
+    "FaceEmbedder",
+    "match",
+    "FaceApp",
+    "run_main",
+    "enroll_main",
+]
+
+log = logging.getLogger("edgewise.face")
+
+# Where the five landmarks (eye, eye, nose tip, mouth corner, mouth corner; image left first)
+# land in a 112x112 crop: the ArcFace reference layout, scaled to any crop size.
+ARCFACE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float32,
+)
+DETECTORS = ("yunet", "ultralight", "haar")
+
+
+@dataclass
+class Detection:
+    """One face: box (x, y, w, h) in frame pixels, score, and 5 landmarks (5, 2) or None."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray | None = None
+
+
+def _bgr(img: np.ndarray) -> np.ndarray:
+    import cv2
+
+    if img is None or not isinstance(img, np.ndarray) or img.size == 0:
+        raise ValueError("empty image")
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.ndim == 3 and img.shape[2] == 3:
+        return img
+    if img.ndim == 3 and img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    raise ValueError(f"image of shape {img.shape} is neither grey nor BGR")
+
+
+class YuNetDetector:
+    """YuNet (libfacedetection) through ``cv2.FaceDetectorYN``: boxes and 5 landmarks."""
+
+    name = "yunet"
+
+    def __init__(self, model: str | Path, score_threshold: float = 0.6, nms_threshold: float = 0.3):
+        import cv2
+
+        self.model = Path(model)
+        if not self.model.is_file():
+            raise ValueError(f"{self.model}: YuNet model file not found (--detector-model)")
+        try:
+            self._det = cv2.FaceDetectorYN.create(str(self.model), "", (320, 320), score_threshold,
+                                                  nms_threshold, 50)
+        except cv2.error as e:
+            raise ValueError(f"{self.model}: not a loadable YuNet model ({str(e).strip()[:80]})") from None
+        self._size: tuple[int, int] = (320, 320)
+
+    def detect(self, img: np.ndarray) -> list[Detection]:
+        img = _bgr(img)
+        h, w = img.shape[:2]
+        if (w, h) != self._size:
+            self._det.setInputSize((w, h))
+            self._size = (w, h)
+        _, faces = self._det.detect(img)
+        if faces is None:
+            return []
+        return [
+            Detection(tuple(float(v) for v in f[:4]), float(f[14]), f[4:14].reshape(5, 2).astype(np.float32))
+            for f in faces
+        ]
+
+
+def ultralight_priors(width: int = 320, height: int = 240) -> np.ndarray:
+    """Anchor boxes (cx, cy, w, h), normalized, in the order the Ultra-Light network emits them.
+
+    Four feature maps (strides 8, 16, 32, 64) with 3, 2, 2, 3 square anchors per cell; 4,420
+    priors at 320x240.
+    """
+    min_boxes = [[10, 16, 24], [32, 48], [64, 96], [128, 192, 256]]
+    strides = [8, 16, 32, 64]
+    out = []
+    for stride, boxes in zip(strides, min_boxes, strict=True):
+        fw, fh = int(np.ceil(width / stride)), int(np.ceil(height / stride))
+        for j in range(fh):
+            for i in range(fw):
+                cx, cy = (i + 0.5) * stride / width, (j + 0.5) * stride / height
+                for b in boxes:
+                    out.append((cx, cy, b / width, b / height))
+    return np.clip(np.array(out, dtype=np.float32), 0.0, 1.0)
+
+
+def decode_ultralight(loc: np.ndarray, priors: np.ndarray, center_var: float = 0.1,
+                      size_var: float = 0.2) -> np.ndarray:
+    """Regression offsets -> corner boxes (x1, y1, x2, y2), normalized to [0, 1]."""
+    c = loc[:, :2] * center_var * priors[:, 2:] + priors[:, :2]
+    s = np.exp(loc[:, 2:] * size_var) * priors[:, 2:]
+    return np.concatenate([c - s / 2, c + s / 2], axis=1)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.3, top_k: int = 50) -> list[int]:
+    """Greedy non-maximum suppression on corner boxes; indices of the kept boxes, best first."""
+    order = np.argsort(-scores)
+    keep: list[int] = []
+    area = np.maximum(0, boxes[:, 2] - boxes[:, 0]) * np.maximum(0, boxes[:, 3] - boxes[:, 1])
+    while order.size and len(keep) < top_k:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        xx1 = np.maximum(boxes[i, 0], boxes[rest, 0])
+        yy1 = np.maximum(boxes[i, 1], boxes[rest, 1])
+        xx2 = np.minimum(boxes[i, 2], boxes[rest, 2])
+        yy2 = np.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = np.maximum(0, xx2 - xx1) * np.maximum(0, yy2 - yy1)
+        ov = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
+        order = rest[ov <= iou]
+    return keep
+
+
+class UltraLightDetector:
+    """Ultra-Light-Fast-Generic-Face-Detector RFB-320 (the model without post-processing).
+
+    Runs in LiteRT (``.tflite``, NHWC) or ONNX Runtime (``.onnx``, NCHW); input RGB
+    (x - 127) / 128 at 320x240; the priors are decoded and NMS applied here. Boxes only, no
+    landmarks, so faces are centre-cropped rather than aligned.
+    """
+
+    name = "ultralight"
+
+    def __init__(self, model: str | Path, score_threshold: float = 0.7, iou: float = 0.3,
+                 threads: int | None = 1):
+        self.model = open_model(model, threads=threads)
+        shp = self.model.input_shape
+        self.nchw = len(shp) == 4 and shp[1] == 3
+        self.h, self.w = (shp[2], shp[3]) if self.nchw else (shp[1], shp[2])
+        if not self.h or not self.w:
+            self.h, self.w = 240, 320
+        self.priors = ultralight_priors(self.w, self.h)
+        self.score_threshold = score_threshold
+        self.iou = iou
+
+    def detect(self, img: np.ndarray) -> list[Detection]:
+        import cv2
+
+        img = _bgr(img)
+        H, W = img.shape[:2]
+        x = cv2.cvtColor(cv2.resize(img, (self.w, self.h)), cv2.COLOR_BGR2RGB).astype(np.float32)
+        x = (x - 127.0) / 128.0
+        x = x.transpose(2, 0, 1)[None] if self.nchw else x[None]
+        outs = self.model.predict_all(x)
+        scores = next(o for o in outs if o.shape[-1] == 2)[0]
+        loc = next(o for o in outs if o.shape[-1] == 4)[0]
+        if len(loc) != len(self.priors):
+            raise ValueError(f"{self.model.path.name}: {len(loc)} boxes but {len(self.priors)} priors; "
+                             "expected the RFB-320 model without post-processing")
+        if not np.allclose(scores.sum(1), 1.0, atol=1e-3):  # logits: apply softmax
+            e = np.exp(scores - scores.max(1, keepdims=True))
+            scores = e / e.sum(1, keepdims=True)
+        p = scores[:, 1]
+        m = p > self.score_threshold
+        if not m.any():
+            return []
+        boxes = decode_ultralight(loc[m], self.priors[m]) * np.array([W, H, W, H], dtype=np.float32)
+        keep = nms(boxes, p[m], self.iou)
+        return [
+            Detection((float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])), float(s))
+            for b, s in zip(boxes[keep], p[m][keep], strict=True)
+        ]
+
+
+def _haar_file() -> Path | None:
+    import cv2
+
+    name = "haarcascade_frontalface_default.xml"
+    dirs = [getattr(getattr(cv2, "data", None), "haarcascades", "") or "",
+            "/usr/share/opencv4/haarcascades", "/usr/share/opencv/haarcascades"]
+    for d in dirs:
+        if d and (Path(d) / name).is_file():
+            return Path(d) / name
+    return None
+
+
+class HaarDetector:
+    """OpenCV's bundled frontal-face Haar cascade: no model download, boxes only."""
+
+    name = "haar"
+
+    def __init__(self, model: str | Path | None = None):
+        import cv2
+
+        path = Path(model) if model else _haar_file()
+        if path is None or not path.is_file():
+            raise ValueError("Haar cascade haarcascade_frontalface_default.xml not found in cv2.data or "
+                             "/usr/share/opencv4 (apt install opencv-data, or pass --detector-model)")
+        self._c = cv2.CascadeClassifier(str(path))
+        if self._c.empty():
+            raise ValueError(f"{path}: not a loadable Haar cascade")
+
+    def detect(self, img: np.ndarray) -> list[Detection]:
+        import cv2
+
+        g = cv2.cvtColor(_bgr(img), cv2.COLOR_BGR2GRAY)
+        g = cv2.equalizeHist(g)
+        found = self._c.detectMultiScale(g, scaleFactor=1.1, minNeighbors=4, minSize=(24, 24))
+        return [Detection(tuple(float(v) for v in b), 1.0) for b in (found if len(found) else [])]
+
+
+def make_detector(kind: str, model: str | Path | None = None, threads: int | None = 1) -> Any:
+    """One of ``DETECTORS``; YuNet and Ultra-Light need their model file."""
+    if kind == "haar":
+        return HaarDetector(model)
+    if kind not in DETECTORS:
+        raise ValueError(f"unknown detector '{kind}'; valid: {', '.join(DETECTORS)}")
+    if not model:
+        raise ValueError(f"detector '{kind}' needs --detector-model PATH (its .onnx/.tflite file)")
+    if kind == "yunet":
+        return YuNetDetector(model)
+    return UltraLightDetector(model, threads=threads)
+
+
+def canonical_points(size: int) -> np.ndarray:
+    """Where the 5 landmarks go in a ``size`` x ``size`` aligned crop."""
+    return ARCFACE_112 * (size / 112.0)
+
+
+def align_face(img: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
+    """Warp ``img`` so ``landmarks`` land on ``canonical_points(size)`` (similarity transform)."""
+    import cv2
+
+    src = np.asarray(landmarks, dtype=np.float32).reshape(5, 2)
+    if not np.isfinite(src).all():
+        raise ValueError("landmarks contain NaN or infinite values")
+    m, _ = cv2.estimateAffinePartial2D(src, canonical_points(size), method=cv2.LMEDS)
+    if m is None:
+        raise ValueError("landmarks are degenerate: no similarity transform")
+    return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _box_crop(img: np.ndarray, box: tuple[float, float, float, float], size: int) -> np.ndarray:
+    """A square crop around the box centre, sized like the aligned crops (face ~ 70 % wide)."""
+    import cv2
+
+    x, y, w, h = box
+    side = max(w, h) * 1.05
+    cx, cy = x + w / 2, y + h / 2 + 0.05 * h
+    s = size / side
+    m = np.array([[s, 0, size / 2 - s * cx], [0, s, size / 2 - s * cy]], dtype=np.float32)
+    return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _centre_crop(img: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    h, w = img.shape[:2]
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    return cv2.resize(img[y0 : y0 + s, x0 : x0 + s], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def face_crop(img: np.ndarray, det: Detection | None, size: int) -> tuple[np.ndarray, str]:
+    """The canonical grey crop of one face and how it was made (aligned / box / centre)."""
+    import cv2
+
+    g = img if img.ndim == 2 else cv2.cvtColor(_bgr(img), cv2.COLOR_BGR2GRAY)
+    if det is None:
+        return _centre_crop(g, size), "centre"
+    if det.landmarks is not None:
+        return align_face(g, det.landmarks, size), "aligned"
+    return _box_crop(g, det.box, size), "box"
+
+
+def largest(dets: list[Detection]) -> Detection | None:
+    return max(dets, key=lambda d: d.box[2] * d.box[3]) if dets else None
+
+
+def detect_padded(detector: Any, img: np.ndarray, pad: float = 0.0, min_side: int = 0) -> list[Detection]:
+    """Detect on an image padded by ``pad`` x its size (tight crops) and upscaled to ``min_side``.
+
+    Face-set images are often cropped to the face itself, which detectors trained on scenes
+    miss; a replicated border and a larger canvas fix that. Coordinates come back in the
+    original image.
+    """
+    import cv2
+
+    h, w = img.shape[:2]
+    py, px = int(round(h * pad)), int(round(w * pad))
+    big = cv2.copyMakeBorder(img, py, py, px, px, cv2.BORDER_REPLICATE) if pad else img
+    s = max(1.0, min_side / min(big.shape[:2])) if min_side else 1.0
+    if s != 1.0:
+        big = cv2.resize(big, None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)
+    out = []
+    for d in detector.detect(big):
+        x, y, bw, bh = d.box
+        lm = None if d.landmarks is None else d.landmarks / s - np.array([px, py], dtype=np.float32)
+        out.append(Detection((x / s - px, y / s - py, bw / s, bh / s), d.score, lm))
+    return out
+
+
+class FaceEmbedder:
+    """The bundle's embedding network: canonical crop -> L2-normalized embedding."""
+
+    def __init__(self, bundle: Bundle, variant: str | None = None, threads: int | None = None):
+        self.bundle = bundle
+        self.model = load_model(bundle, variant, threads=threads)
+        self.variant = bundle.variant(variant).name
+        shape = bundle.input["shape"]
+        self.size = int(shape[1])
+        norm = bundle.input.get("normalization") or {}
+        self.scale = np.float32(norm.get("scale", 1 / 255))
+        self.offset = np.float32(norm.get("offset", 0.0))
+
+    def prepare(self, crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        x = np.asarray(crops, dtype=np.float32)
+        if x.ndim != 3 or x.shape[1:] != (self.size, self.size):
+            raise ValueError(f"face crops must be ({self.size}, {self.size}) grey; got {x.shape[1:]}")
+        return (x * self.scale + self.offset)[..., None]
+
+    def embed(self, crops: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        x = self.prepare(crops)
+        if len(x) == 0:
+            return np.zeros((0, int(self.bundle.output["shape"][-1])), np.float32)
+        e = np.concatenate([self.model.predict(x[i : i + 1]) for i in range(len(x))])
+        return l2n(e)
+
+
+def l2n(e: np.ndarray) -> np.ndarray:
+    e = np.asarray(e, dtype=np.float32)
+    return e / np.maximum(np.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
+
+
+def match(emb: np.ndarray, names: list[str], templates: np.ndarray, threshold: float) -> tuple[str, float]:
+    """Best cosine similarity against the gallery templates; 'unknown' below ``threshold``."""
+    if len(names) == 0:
+        return "unknown", float("nan")
+    sims = templates @ l2n(emb).ravel()
+    k = int(np.argmax(sims))
+    return (names[k] if sims[k] >= threshold else "unknown"), float(sims[k])
+
+
+class FaceApp:
+    """Detect -> align -> embed -> match, on the shared pipeline runner."""
+
+    name = "face"
+
+    def __init__(self, bundle: Bundle, gallery: Any, detector: Any, *, variant: str | None = None,
+                 threads: int | None = None, threshold: float | None = None, max_faces: int = 5):
+        self.embedder = FaceEmbedder(bundle, variant, threads)
+        self.detector = detector
+        self.threshold = float(threshold if threshold is not None else bundle.thresholds.get("unknown", 0.5))
+        self.names, self.templates = gallery.templates(model=bundle.name)
+        self.size = self.embedder.size
+        self.max_faces = max_faces
+
+    def preprocess(self, frame: Frame) -> dict[str, Any]:
+        img = frame.data
+        t0 = time.monotonic()
+        dets = sorted(self.detector.detect(img), key=lambda d: -d.box[2] * d.box[3])[: self.max_faces]
+        t1 = time.monotonic()
+        crops = [face_crop(img, d, self.size) for d in dets]
+        t2 = time.monotonic()
+        return {"dets": dets, "crops": crops, "t": {"detect": t1 - t0, "align": t2 - t1}}
+
+    def infer(self, x: dict[str, Any]) -> dict[str, Any]:
+        t0 = time.monotonic()
+        x["emb"] = self.embedder.embed([c for c, _ in x["crops"]])
+        x["t"]["embed"] = time.monotonic() - t0
+        return x
+
+    def postprocess(self, frame: Frame, y: dict[str, Any]) -> dict[str, Any]:
+        t0 = time.monotonic()
+        faces = []
+        for d, (_, how), e in zip(y["dets"], y["crops"], y["emb"], strict=True):
+            who, sim = match(e, self.names, self.templates, self.threshold)
+            faces.append({
+                "person": who, "similarity": round(sim, 4), "box": [round(v, 1) for v in d.box],
+                "detector_score": round(d.score, 3), "crop": how,
+            })
+        y["t"]["match"] = time.monotonic() - t0
+        top = faces[0] if faces else None
+        kind = "no_face" if top is None else ("unknown" if top["person"] == "unknown" else "person")
+        return {
+            "ts": time.time(), "app": self.name, "kind": kind,
+            "person": top["person"] if top else None,
+            "similarity": top["similarity"] if top else None,
+            "box": top["box"] if top else None,
+            "faces": faces, "path": frame.meta.get("path"),
+            "latency_ms": {k: round(v * 1e3, 3) for k, v in y["t"].items()},
+        }
+
+
+def _detector_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detector", choices=DETECTORS, default="yunet", help="face detector (default yunet)")
+    p.add_argument("--detector-model", help="detector model file (.onnx for YuNet, .tflite/.onnx for "
+                   "Ultra-Light without post-processing; Haar: optional cascade XML)")
+
+
+def run_main(argv: list[str]) -> int:
+    from ..gallery import Gallery
+
+    p = run_parser(
+        "face",
+        "Recognize enrolled people in every frame: detect, align, embed, match; strangers -> unknown.",
+        "edgewise run face --bundle face.bundle --gallery people.db --source 0 \\\n"
+        "      --detector yunet --detector-model models/yunet_n_320_320.onnx --jsonl events.jsonl",
+    )
+    p.add_argument("--gallery", required=True, help="SQLite gallery made by `edgewise enroll`")
+    p.add_argument("--threshold", type=float, help="unknown threshold (default: the bundle's)")
+    _detector_args(p)
+    a = p.parse_args(argv)
+    try:
+        bundle = load_bundle(a.bundle)
+        detector = make_detector(a.detector, a.detector_model, threads=a.threads or 1)
+        with Gallery(a.gallery, create=False) as g:
+            app = FaceApp(bundle, g, detector, variant=a.variant, threads=a.threads, threshold=a.threshold)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not app.names:
+        log.warning("gallery %s has no people for model %s: every face will be 'unknown'",
+                    a.gallery, bundle.name)
+    return run_app(app, a)
+
+
+def enroll_main(argv: list[str]) -> int:
+    """``edgewise enroll``: add a person from photos or the camera, list, or remove (forget)."""
+    from ..gallery import Gallery
+    from ..sources.files import IMAGE_SUFFIXES, read_image
+
+    p = argparse.ArgumentParser(
+        prog="edgewise enroll",
+        description="Manage the face gallery: enroll a person from a folder of photos or the camera, "
+        "list the people, or remove one completely (embeddings and any stored images).",
+        epilog="examples:\n"
+        "  edgewise enroll --gallery people.db --bundle face.bundle --name alice --images photos/alice \\\n"
+        "      --detector-model models/yunet_n_320_320.onnx\n"
+        "  edgewise enroll --gallery people.db --list\n"
+        "  edgewise enroll --gallery people.db --remove alice",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--gallery", required=True, help="SQLite gallery file (created if missing)")
+    p.add_argument("--bundle", help="face embedding bundle (needed to enroll)")
+    p.add_argument("--name", help="person to enroll")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--images", help="folder of photos of the person")
+    src.add_argument("--camera", nargs="?", const="0", help="camera (index, default 0) to take photos from")
+    p.add_argument("--shots", type=int, default=5, help="camera photos to take (default 5)")
+    p.add_argument("--list", action="store_true", help="list enrolled people")
+    p.add_argument("--remove", metavar="NAME", help="forget a person completely")
+    p.add_argument("--keep-images", action="store_true", help="also store the aligned crops (off by default)")
+    p.add_argument("--variant", help="model variant (default: int8 if present)")
+    p.add_argument("--threads", type=int, default=1)
+    _detector_args(p)
+    a = p.parse_args(argv)
+    try:
+        with Gallery(a.gallery) as g:
+            if a.list:
+                for row in g.people():
+                    print(f"{row['name']}\t{row['embeddings']} embeddings\t{row['model']}\t{row['created']}")
+                return 0
+            if a.remove:
+                if not g.remove(a.remove):
+                    print(f"error: '{a.remove}' is not in {a.gallery}", file=sys.stderr)
+                    return 1
+                print(f"removed {a.remove} (embeddings and images deleted, database vacuumed)")
+                return 0
+            if not (a.name and a.bundle and (a.images or a.camera)):
+                p.error("enrolling needs --name, --bundle and --images DIR or --camera")
+            bundle = load_bundle(a.bundle)
+            emb = FaceEmbedder(bundle, a.variant, a.threads)
+            det = make_detector(a.detector, a.detector_model, threads=a.threads)
+            imgs: list[tuple[str, np.ndarray]] = []
+            if a.images:
+                folder = Path(a.images)
+                if not folder.is_dir():
+                    raise ValueError(f"{folder}: no such image folder")
+                for f in sorted(q for q in folder.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES):
+                    try:
+                        imgs.append((str(f), read_image(f)))
+                    except ValueError as e:
+                        print(f"skipped: {e}", file=sys.stderr)
+            else:
+                imgs = _camera_shots(a.camera, a.shots)
+            crops, used = [], []
+            for name, img in imgs:
+                d = largest(det.detect(img))
+                if d is None:
+                    print(f"skipped: {name}: no face found", file=sys.stderr)
+                    continue
+                crops.append(face_crop(img, d, emb.size)[0])
+                used.append(name)
+            if not crops:
+                raise ValueError(f"no face found in any of {len(imgs)} images; nothing enrolled")
+            vecs = emb.embed(crops)
+            g.add(a.name, vecs, model=bundle.name, sources=used, images=crops if a.keep_images else None)
+            print(f"enrolled {a.name}: {len(vecs)} embeddings from {len(imgs)} images ({bundle.name})")
+            return 0
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _camera_shots(spec: str, n: int) -> list[tuple[str, np.ndarray]]:
+    from ..sources import open_source
+
+    shots = []
+    with open_source(spec) as src:
+        for i, frame in enumerate(src):
+            if i % 10 == 0:  # ~1/3 s apart at 30 fps, so the shots differ a little
+                shots.append((f"camera:{spec}#{frame.index}", frame.data))
+            if len(shots) >= n:
+                break
+    return shots
