@@ -39,7 +39,11 @@ def to_onnx(model: Any, opset: int = OPSET) -> bytes:
 
 
 def quantize_onnx_int8(float_onnx: bytes, calib: np.ndarray, max_calib: int = 200) -> bytes:
-    """Static int8 QDQ quantization (per-channel weights) calibrated on ``calib`` samples."""
+    """Static int8 QDQ quantization (per-tensor, MinMax) calibrated on ``calib`` samples.
+
+    Per-tensor, not per-channel: on tf2onnx graphs ORT's per-channel weights agreed with Keras
+    on only 93 % of digits decisions against 97 % per-tensor (same model, same calibration).
+    """
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -78,6 +82,6 @@ def quantize_onnx_int8(float_onnx: bytes, calib: np.ndarray, max_calib: int = 20
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
-            per_channel=True,
+            per_channel=False,
         )
         return dst.read_bytes()

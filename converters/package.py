@@ -8,7 +8,9 @@ outputs) so the bundle can be re-checked anywhere later (``edgewise verify`` on 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -114,7 +116,8 @@ def build_bundle(
     for name in progress(names, desc="convert", quiet=quiet):
         fmt, precision = ALL_VARIANTS[name]
         t0 = time.monotonic()
-        data = _convert(model, fmt, precision, calib_x, onnx_f32)
+        with contextlib.redirect_stdout(sys.stderr):  # TF prints; keep stdout for --json
+            data = _convert(model, fmt, precision, calib_x, onnx_f32)
         seconds = time.monotonic() - t0
         if name == "onnx_float32":
             onnx_f32 = data
