@@ -1,0 +1,1001 @@
+"""``edgewise verify``: run a bundle on an emulated Raspberry Pi CPU before it is flashed.
+
+A bundle that crashes on arm64, or whose int8 kernels answer differently on ARM than on the
+workstation, should be caught here and not on the device. This module builds (once, cached)
+an arm64 Debian bookworm root — the Python 3.11 of Raspberry Pi OS Bookworm — runs it under
+QEMU user-mode emulation with the Pi's CPU model (``QEMU_CPU=cortex-a72`` for a Pi 4,
+``cortex-a76`` for a Pi 5), installs the locally built edgewise wheel and its arm64 wheels in
+it, runs every variant of the bundle on the bundle's own evaluation samples with edgewise's
+edge runtime, and compares the answers with the same runtime on this machine.
+
+Emulation proves the instruction set and the numbers, never the speed: QEMU timings say
+nothing about a Pi, so none are reported as Pi timings.
+
+The part that runs inside the root is ``python -m edgewise.edge.verify --inside ...``; it
+imports only the edge runtime (never TensorFlow) and reports whether TensorFlow got imported.
+
+>>> verify_main(["digits.bundle", "--target", "pi4"])   # doctest: +SKIP
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .progress import log
+
+__all__ = [
+    "TARGETS",
+    "APT_PACKAGES",
+    "Target",
+    "EnvironmentProblem",
+    "cpuinfo_text",
+    "quantized_steps",
+    "compare_outputs",
+    "judge",
+    "root_key",
+    "wheel_requirements",
+    "check_environment",
+    "verify_main",
+]
+
+APT_PACKAGES = ("qemu-user-static", "binfmt-support", "debootstrap")
+DEFAULT_CACHE = "/var/cache/edgewise/pi-root"
+SUITE = "bookworm"  # Raspberry Pi OS Bookworm: Debian 12, Python 3.11
+DEBOOTSTRAP_INCLUDE = ("python3", "python3-venv", "python3-pip", "ca-certificates")
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# The device's runtime packages, fetched on this machine as arm64 wheels for CPython 3.11.
+WHEEL_PACKAGES = ("numpy", "opencv-contrib-python-headless", "ai-edge-litert", "onnxruntime")
+WHEEL_PLATFORMS = (
+    "manylinux_2_27_aarch64",
+    "manylinux_2_28_aarch64",
+    "manylinux2014_aarch64",
+    "manylinux_2_17_aarch64",
+    "any",
+)
+TARGET_PYTHON = "311"
+CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+EXIT_OK, EXIT_DISAGREE, EXIT_ERROR, EXIT_NO_EMULATION = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Target:
+    """A Raspberry Pi model: the QEMU CPU that emulates its cores and its ``/proc/cpuinfo``."""
+
+    name: str
+    qemu_cpu: str
+    model: str
+    part: str
+    variant: str
+    revision: str
+    board_revision: str
+    features: str
+
+
+TARGETS: dict[str, Target] = {
+    "pi4": Target(
+        "pi4", "cortex-a72", "Raspberry Pi 4 Model B Rev 1.4", "0xd08", "0x0", "3", "c03114",
+        "fp asimd evtstrm crc32 cpuid",
+    ),
+    "pi5": Target(
+        "pi5", "cortex-a76", "Raspberry Pi 5 Model B Rev 1.0", "0xd0b", "0x4", "1", "d04170",
+        "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc "
+        "dcpop asimddp",
+    ),
+}
+
+
+class EnvironmentProblem(RuntimeError):
+    """This machine cannot emulate a Pi (not root, tools missing, binfmt off): exit code 3."""
+
+
+class VerifyError(RuntimeError):
+    """Verification could not run (bundle, wheel build, install or in-root failure): exit 2."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers (unit-tested): cpuinfo text, cache keys, comparison math, tolerances
+
+
+def cpuinfo_text(target: Target, cores: int = 4) -> str:
+    """The ``/proc/cpuinfo`` of a 64-bit Raspberry Pi OS on ``target``.
+
+    LiteRT reads ``/proc/cpuinfo`` when it creates an interpreter and segfaults on the
+    workstation's x86 text, so the emulated root sees the Pi's text instead (bind mount).
+    """
+    block = (
+        "processor\t: {i}\n"
+        "BogoMIPS\t: 108.00\n"
+        f"Features\t: {target.features}\n"
+        "CPU implementer\t: 0x41\n"
+        "CPU architecture: 8\n"
+        f"CPU variant\t: {target.variant}\n"
+        f"CPU part\t: {target.part}\n"
+        f"CPU revision\t: {target.revision}\n"
+    )
+    body = "\n".join(block.format(i=i) for i in range(cores))
+    return (
+        f"{body}\n"
+        "Hardware\t: BCM2835\n"
+        f"Revision\t: {target.board_revision}\n"
+        "Serial\t\t: 0000000000000000\n"
+        f"Model\t\t: {target.model}\n"
+    )
+
+
+def _digest(parts: list[str] | tuple[str, ...]) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def root_key(suite: str = SUITE, include: tuple[str, ...] = DEBOOTSTRAP_INCLUDE) -> str:
+    """Cache key of the base root: a hash of the Debian suite, architecture and package list."""
+    return _digest([suite, "arm64", "minbase", ",".join(sorted(include))])
+
+
+def wheel_requirements(pin: bool = True) -> list[str]:
+    """The arm64 wheels to fetch: pinned to this machine's versions so both sides run the
+    same runtime release and a difference can only come from the instruction set."""
+    from importlib import metadata
+
+    reqs = []
+    for name in WHEEL_PACKAGES:
+        try:
+            reqs.append(f"{name}=={metadata.version(name)}" if pin else name)
+        except metadata.PackageNotFoundError:
+            reqs.append(name)
+    return reqs
+
+
+def quantized_steps(a: np.ndarray, b: np.ndarray, scale: float) -> np.ndarray:
+    """|a - b| in quantization steps of an int8 output dequantized with ``scale``.
+
+    Both sides computed ``(q - zero_point) * scale``, so the difference is an integer number
+    of steps up to float rounding; rounding recovers it exactly.
+    """
+    if not scale or scale <= 0:
+        raise ValueError(f"quantization scale must be positive, got {scale}")
+    d = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)) / float(scale)
+    return np.rint(d).astype(np.int64)
+
+
+def _scores(kind: str, score: str, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    from .scoring import score_outputs
+
+    return score_outputs(score, x, out).ravel()
+
+
+def _decisions(kind: str, score: str, threshold: float | None, x: np.ndarray, out: np.ndarray):
+    if kind == "argmax":
+        return out.reshape(len(out), -1).argmax(-1)
+    if kind == "threshold":
+        return _scores(kind, score, x, out) >= threshold
+    return None
+
+
+def _metric(kind: str, score: str, x: np.ndarray, out: np.ndarray, y: np.ndarray | None):
+    if y is None:
+        return None, ""
+    if kind == "argmax":
+        return float((out.reshape(len(out), -1).argmax(-1) == np.asarray(y).ravel()).mean()), "accuracy"
+    if kind == "threshold":
+        from .metrics import auroc
+
+        return float(auroc(_scores(kind, score, x, out), np.asarray(y).ravel())), "auroc"
+    return None, ""
+
+
+def compare_outputs(
+    host: np.ndarray,
+    arm: np.ndarray,
+    *,
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    decision: str = "argmax",
+    score: str = "last",
+    threshold: float | None = None,
+    output_scale: float | None = None,
+) -> dict[str, Any]:
+    """Differences between the host's and the emulated Pi's outputs of one variant.
+
+    ``output_scale`` (int8 outputs) adds the difference in quantization steps. Decisions
+    follow the bundle's evaluation rule (top-1, or score >= threshold; without a stored
+    threshold the host's median score), the metric is the task's (accuracy or AUROC).
+    """
+    host = np.asarray(host, np.float64)
+    arm = np.asarray(arm, np.float64)
+    row: dict[str, Any] = {"samples": int(len(host))}
+    if host.shape != arm.shape:
+        row["error"] = f"output shape {arm.shape} on arm64, {host.shape} on host"
+        return row
+    row["finite"] = bool(np.isfinite(arm).all())
+    diff = np.abs(host - arm)
+    row["max_abs_diff"] = float(diff.max()) if diff.size else 0.0
+    row["mean_abs_diff"] = float(diff.mean()) if diff.size else 0.0
+    row["output_range"] = float(host.max() - host.min()) if host.size else 0.0
+    if output_scale:
+        steps = quantized_steps(host, arm, output_scale)
+        row["max_steps"] = int(steps.max()) if steps.size else 0
+        row["values_off_by_steps"] = int((steps > 0).sum())
+        row["output_scale"] = float(output_scale)
+    if decision == "threshold" and threshold is None:
+        threshold = float(np.median(_scores(decision, score, x, host)))
+    dh = _decisions(decision, score, threshold, x, host)
+    da = _decisions(decision, score, threshold, x, arm)
+    row["decision_agreement"] = None if dh is None else float((dh == da).mean())
+    m_host, name = _metric(decision, score, x, host, y)
+    m_arm, _ = _metric(decision, score, x, arm, y)
+    row["metric"] = name or None
+    row["metric_host"] = m_host
+    row["metric_arm"] = m_arm
+    row["metric_delta"] = None if m_host is None or m_arm is None else m_arm - m_host
+    return row
+
+
+# Allowed |host - arm| relative to the host output range, per precision, for outputs without
+# an int8 scale. float32/float16 kernels differ only in summation order between x86 and ARM;
+# dynamic-range and ONNX int8 kernels re-quantize activations, so allow a little more.
+REL_TOLERANCE = {"float32": 1e-4, "float16": 1e-3, "dynamic": 2e-2, "int8": 2e-2}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Limits of ``edgewise verify``; beyond any of them the command exits 1."""
+
+    max_steps: int = 1
+    min_agreement: float = 0.99
+    max_metric_drop: float = 0.01
+
+
+def judge(row: dict[str, Any], precision: str, tol: Tolerance) -> list[str]:
+    """The reasons a variant fails (empty: it agrees within tolerance)."""
+    if "error" in row:
+        return [row["error"]]
+    reasons = []
+    if not row.get("finite", True):
+        reasons.append("non-finite outputs on arm64")
+    if "max_steps" in row:
+        if row["max_steps"] > tol.max_steps:
+            reasons.append(f"max difference {row['max_steps']} quantization steps > {tol.max_steps}")
+    else:
+        rel = REL_TOLERANCE.get(precision, 1e-4)
+        limit = rel * (row.get("output_range") or 1.0)
+        if row["max_abs_diff"] > limit:
+            reasons.append(f"max abs diff {row['max_abs_diff']:.3g} > {rel} x output range")
+    agree = row.get("decision_agreement")
+    if agree is not None and agree < tol.min_agreement:
+        reasons.append(f"decision agreement {agree:.4f} < {tol.min_agreement}")
+    delta = row.get("metric_delta")
+    if delta is not None and -delta > tol.max_metric_drop:
+        reasons.append(f"{row['metric']} drop {-delta:.4f} > {tol.max_metric_drop}")
+    return reasons
+
+
+# ---------------------------------------------------------------------------------------------
+# The part that runs inside the emulated root (and, for the comparison, on the host)
+
+
+def run_variants(bundle_path: str | Path, names: list[str] | None, threads: int) -> dict[str, Any]:
+    """Every (or the named) variant on the bundle's evaluation inputs: outputs and status."""
+    from .backends import load_model
+    from .bundle import load_bundle
+
+    bundle = load_bundle(bundle_path)
+    ev = bundle.meta.get("evaluation") or {}
+    if not ev.get("x"):
+        raise VerifyError(f"{bundle.path}: bundle.json has no evaluation samples to verify on")
+    x = np.load(bundle.file(ev["x"]))
+    results: dict[str, Any] = {}
+    for name in names or list(bundle.variants):
+        v = bundle.variant(name)
+        try:
+            model = load_model(bundle, name, threads=threads)
+        except ImportError as e:
+            results[name] = {"status": "skipped", "reason": str(e).splitlines()[0], "outputs": None}
+            continue
+        except Exception as e:  # a crash-free load failure on arm64 is exactly what to report
+            results[name] = {"status": "error", "reason": f"{type(e).__name__}: {e}", "outputs": None}
+            continue
+        try:
+            outs = np.concatenate([model.predict(x[i : i + 32]) for i in range(0, len(x), 32)])
+            results[name] = {"status": "ran", "backend": v.backend, "outputs": outs}
+        except Exception as e:
+            results[name] = {"status": "error", "reason": f"{type(e).__name__}: {e}", "outputs": None}
+        finally:
+            model.close()
+    return results
+
+
+def runtime_facts() -> dict[str, Any]:
+    """What the process runs on: machine, Python, runtime versions, CPU features numpy sees."""
+    from importlib import metadata
+
+    facts: dict[str, Any] = {
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "qemu_cpu": os.environ.get("QEMU_CPU"),
+        "tensorflow_imported": "tensorflow" in sys.modules,
+        "versions": {},
+    }
+    for pkg in ("edgewise", *WHEEL_PACKAGES):
+        try:
+            facts["versions"][pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            facts["versions"][pkg] = None
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as feats
+    except ImportError:  # numpy < 2
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as feats
+        except ImportError:
+            feats = {}
+    facts["cpu_features"] = sorted(k for k, on in feats.items() if on)
+    return facts
+
+
+def _inside_main(argv: list[str]) -> int:
+    """``python -m edgewise.edge.verify --inside variants|app ...`` (run inside the root)."""
+    p = argparse.ArgumentParser(prog="python -m edgewise.edge.verify")
+    p.add_argument("--inside", choices=["variants", "app"], required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--bundle")
+    p.add_argument("--variants", nargs="*")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="edgewise run arguments (app mode)")
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if a.inside == "variants":
+        res = run_variants(a.bundle, a.variants or None, a.threads)
+        summary = {}
+        for name, r in res.items():
+            if r["outputs"] is not None:
+                np.save(out / f"{name}.npy", r["outputs"])
+            summary[name] = {k: v for k, v in r.items() if k != "outputs"}
+        (out / "results.json").write_text(json.dumps({"facts": runtime_facts(), "variants": summary}))
+        return 0
+    from .cli import main as cli_main
+
+    rest = [r for r in a.rest if r != "--"]
+    rc = cli_main(["run", *rest])
+    (out / "app.json").write_text(json.dumps({"rc": rc, "facts": runtime_facts()}))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Host side: environment checks, the cached root, wheels, running inside
+
+
+def _which(cmd: str) -> str | None:
+    return shutil.which(cmd)
+
+
+def check_environment(need_debootstrap: bool) -> None:
+    """Raise ``EnvironmentProblem`` with one line naming what to do, before touching anything."""
+    install = f"apt-get install {' '.join(APT_PACKAGES)}"
+    if os.geteuid() != 0:
+        raise EnvironmentProblem(
+            "needs root to build and enter the emulated root (debootstrap, mount, chroot): "
+            "run it as root, e.g. sudo edgewise verify ..."
+        )
+    missing = [c for c in ("chroot", "unshare", "mount") if _which(c) is None]
+    if missing:
+        raise EnvironmentProblem(f"{', '.join(missing)} not found; install util-linux and coreutils")
+    if _which("qemu-aarch64-static") is None and _which("qemu-aarch64") is None:
+        raise EnvironmentProblem(f"qemu-aarch64-static not found (QEMU user emulation); install: {install}")
+    if _which("update-binfmts") is None:
+        raise EnvironmentProblem(f"update-binfmts not found (binfmt-support); install: {install}")
+    if need_debootstrap and _which("debootstrap") is None:
+        raise EnvironmentProblem(
+            f"debootstrap not found (needed once to build the arm64 root); install: {install}"
+        )
+
+
+def _run(cmd: list[str], *, what: str, env: dict[str, str] | None = None, timeout: float = 3600,
+         problem: type[RuntimeError] = VerifyError) -> str:
+    """Run a command; on failure raise ``problem`` with its last output line."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise problem(f"{what}: timed out after {timeout:.0f}s") from None
+    except OSError as e:
+        raise problem(f"{what}: {e}") from None
+    if p.returncode != 0:
+        lines = [ln for ln in (p.stderr + p.stdout).strip().splitlines() if ln.strip()]
+        raise problem(f"{what} failed (exit {p.returncode}): {lines[-1] if lines else 'no output'}")
+    return p.stdout
+
+
+def ensure_binfmt() -> tuple[str, bool]:
+    """Make arm64 binaries run here; returns (interpreter path, whether it is preloaded)."""
+    d = Path("/proc/sys/fs/binfmt_misc")
+    if not (d / "status").exists():
+        _run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(d)],
+             what="mounting binfmt_misc", problem=EnvironmentProblem)
+    entry = d / "qemu-aarch64"
+    if not entry.exists() or "enabled" not in entry.read_text():
+        _run(["update-binfmts", "--enable", "qemu-aarch64"],
+             what="update-binfmts --enable qemu-aarch64", problem=EnvironmentProblem)
+    if not entry.exists() or not entry.read_text().startswith("enabled"):
+        raise EnvironmentProblem(
+            "binfmt_misc has no enabled qemu-aarch64 entry: arm64 binaries cannot run here "
+            f"(install {' '.join(APT_PACKAGES)}; in a container the host must register it)"
+        )
+    interp, flags = "", ""
+    for line in entry.read_text().splitlines():
+        if line.startswith("interpreter "):
+            interp = line.split(" ", 1)[1]
+        elif line.startswith("flags:"):
+            flags = line.split(":", 1)[1].strip()
+    return interp, "F" in flags
+
+
+class _Stage:
+    """Progress lines: ``[verify 2/6] ...`` with the elapsed time of each stage."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total, self.quiet, self.n = total, quiet, 0
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, key: str, msg: str) -> Iterator[None]:
+        self.n += 1
+        log(f"[verify {self.n}/{self.total}] {msg}", quiet=self.quiet)
+        t0 = time.monotonic()
+        yield
+        self.seconds[key] = round(time.monotonic() - t0, 1)
+
+
+@contextlib.contextmanager
+def _cache_lock(cache: Path, quiet: bool) -> Iterator[None]:
+    """One verify at a time per cache: they share the root's Python environment."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another edgewise verify using {cache} ...", quiet=quiet)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _debootstrap(root: Path, mirror: str, quiet: bool) -> None:
+    """Build the base root in ``ROOT.partial`` and rename it when complete (crash-safe)."""
+    partial = root.with_name(root.name + ".partial")
+    if partial.exists():
+        log(f"removing an unfinished root {partial}", quiet=quiet)
+        _umount_below(partial)
+        shutil.rmtree(partial)
+    cmd = [
+        "debootstrap", "--arch=arm64", "--variant=minbase",
+        f"--include={','.join(DEBOOTSTRAP_INCLUDE)}", SUITE, str(partial), mirror,
+    ]
+    log(f"  {' '.join(cmd)}  (about 10 minutes, once per machine)", quiet=quiet)
+    t0 = time.monotonic()
+    last_print = 0.0
+    tail: list[str] = []
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip()
+        tail = (tail + [line])[-5:]
+        now = time.monotonic()
+        if now - last_print >= 15 or line.startswith(("I: Base system installed", "E:", "W: Failure")):
+            last_print = now
+            log(f"  debootstrap {now - t0:5.0f}s  {line}", quiet=quiet)
+    if proc.wait() != 0:
+        why = next((ln for ln in reversed(tail) if ln.startswith(("E:", "W:"))), tail[-1] if tail else "")
+        raise EnvironmentProblem(
+            f"debootstrap failed (exit {proc.returncode}): {why} (log: {partial}/debootstrap/debootstrap.log)"
+        )
+    partial.rename(root)
+
+
+def _umount_below(path: Path) -> None:
+    """Unmount anything left mounted below ``path`` (only possible after a hard kill)."""
+    mounts = [ln.split()[1] for ln in Path("/proc/mounts").read_text().splitlines()]
+    for m in sorted((m for m in mounts if m.startswith(str(path) + "/")), reverse=True):
+        subprocess.run(["umount", "-l", m], check=False)
+
+
+def _chroot(root: Path, target: Target, cmd: list[str], *, what: str, timeout: float = 3600,
+            extra_env: dict[str, str] | None = None) -> str:
+    """Run ``cmd`` in the root under emulation of ``target``'s CPU.
+
+    A private mount namespace holds /proc, /dev and the Pi's cpuinfo bind mount, so they
+    disappear with the process even if it is killed: nothing is left mounted on the host.
+    """
+    cpuinfo = root.parent / f"cpuinfo-{target.name}.txt"
+    text = cpuinfo_text(target)
+    if not cpuinfo.exists() or cpuinfo.read_text() != text:
+        cpuinfo.write_text(text)
+    script = (
+        'r="$1"; c="$2"; shift 2; '
+        'mount -t proc proc "$r/proc" && mount --bind "$c" "$r/proc/cpuinfo" && '
+        'mount --bind /dev "$r/dev" && exec chroot "$r" "$@"'
+    )
+    env = {
+        "PATH": CHROOT_PATH, "HOME": "/root", "LANG": "C.UTF-8", "QEMU_CPU": target.qemu_cpu,
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONUNBUFFERED": "1", **(extra_env or {}),
+    }
+    full = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+            str(root), str(cpuinfo), *cmd]
+    return _run(full, what=what, env=env, timeout=timeout)
+
+
+def _download_wheels(cache: Path, quiet: bool) -> tuple[Path, list[str]]:
+    """arm64 CPython 3.11 wheels of the runtime, fetched with this machine's pip (cached)."""
+    reqs = wheel_requirements(pin=True)
+    for attempt, pinned in enumerate((reqs, wheel_requirements(pin=False))):
+        key = _digest([*pinned, *WHEEL_PLATFORMS, TARGET_PYTHON])
+        dest = cache / "wheels" / key
+        if (dest / ".complete").exists():
+            log(f"  arm64 wheels: cached {dest}", quiet=quiet)
+            return dest, pinned
+        dest.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
+               "--only-binary=:all:", "--python-version", TARGET_PYTHON, "-d", str(dest)]
+        for plat in WHEEL_PLATFORMS:
+            cmd += ["--platform", plat]
+        log(f"  pip download (arm64, cp311): {' '.join(pinned)}", quiet=quiet)
+        try:
+            _run(cmd + pinned, what="pip download of the arm64 wheels", timeout=1800)
+        except VerifyError as e:
+            if attempt == 0:
+                log(f"  pinned versions unavailable for arm64 ({e}); trying the newest", quiet=quiet)
+                continue
+            raise
+        (dest / ".complete").write_text("\n".join(pinned) + "\n")
+        return dest, pinned
+    raise VerifyError("pip download of the arm64 wheels failed")  # pragma: no cover
+
+
+def _source_tree() -> Path:
+    """The edgewise checkout this module runs from (setup.cfg beside edge/)."""
+    src = Path(__file__).resolve().parent.parent
+    if not (src / "setup.cfg").is_file() or not (src / "edge" / "verify.py").is_file():
+        raise VerifyError(
+            f"cannot build the edgewise wheel: no source tree with setup.cfg at {src} "
+            "(install edgewise from a checkout: pip install -e .)"
+        )
+    return src
+
+
+SOURCE_DIRS = ("edge", "train", "converters", "benchmarks")
+SOURCE_FILES = ("setup.cfg", "pyproject.toml", "README.md", "LICENSE")
+
+
+def _source_files(src: Path) -> list[Path]:
+    files = [src / f for f in SOURCE_FILES if (src / f).is_file()]
+    for d in SOURCE_DIRS:
+        if (src / d).is_dir():
+            files += sorted(
+                p for p in (src / d).rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+            )
+    return files
+
+
+def _source_hash(src: Path) -> str:
+    h = hashlib.sha256()
+    for p in _source_files(src):
+        h.update(p.relative_to(src).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _build_wheel(src: Path, out: Path) -> Path:
+    """The edgewise wheel from a clean copy of the checkout (no build/ left in the repo)."""
+    with tempfile.TemporaryDirectory(prefix="edgewise-wheel-") as tmp:
+        copy = Path(tmp) / "src"
+        for p in _source_files(src):
+            dst = copy / p.relative_to(src)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, dst)
+        if not (copy / "README.md").exists():
+            (copy / "README.md").write_text("edgewise\n")
+        cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check",
+               "-w", str(out)]
+        try:
+            import setuptools  # noqa: F401
+
+            cmd.append("--no-build-isolation")
+        except ImportError:
+            pass
+        _run(cmd + [str(copy)], what="building the edgewise wheel", timeout=900)
+    wheels = sorted(out.glob("edgewise-*.whl"))
+    if not wheels:
+        raise VerifyError(f"building the edgewise wheel produced no edgewise-*.whl in {out}")
+    return wheels[-1]
+
+
+def prepare_root(cache: Path, target: Target, *, mirror: str, stage: _Stage, quiet: bool) -> dict[str, Any]:
+    """Build or reuse the root, its Python environment and the current edgewise install."""
+    check_environment(need_debootstrap=not (cache / f"{SUITE}-arm64-{root_key()}").is_dir())
+    interp, preloaded = ensure_binfmt()
+    root = cache / f"{SUITE}-arm64-{root_key()}"
+    with stage("root", f"emulated arm64 Debian {SUITE} root in {cache}"):
+        if root.is_dir():
+            log(f"  reusing {root}", quiet=quiet)
+        else:
+            _debootstrap(root, mirror, quiet)
+        if not preloaded and interp:  # without binfmt's F flag the emulator must be in the root
+            dst = root / interp.lstrip("/")
+            if not dst.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(interp, dst)
+        _chroot(root, target, ["/bin/true"], what=f"running an arm64 binary ({target.qemu_cpu})",
+                timeout=120)
+    with stage("wheels", "arm64 wheels of the runtime (fetched on this machine)"):
+        wheels, reqs = _download_wheels(cache, quiet)
+    venv = f"/opt/edgewise/venv-{wheels.name}"
+    with stage("venv", f"Python environment in the root ({venv})"):
+        marker = root / venv.lstrip("/") / ".edgewise-complete"
+        if marker.exists():
+            log("  reusing it", quiet=quiet)
+        else:
+            inroot_wheels = root / "opt" / "edgewise" / f"wheels-{wheels.name}"
+            if inroot_wheels.exists():
+                shutil.rmtree(inroot_wheels)
+            shutil.copytree(wheels, inroot_wheels)
+            shutil.rmtree(root / venv.lstrip("/"), ignore_errors=True)
+            log("  python3 -m venv (emulated)", quiet=quiet)
+            _chroot(root, target, ["python3", "-m", "venv", venv], what="creating the venv in the root")
+            log(f"  pip install --no-index {' '.join(reqs)} (emulated, a few minutes)", quiet=quiet)
+            _chroot(root, target, [f"{venv}/bin/pip", "install", "-q", "--no-index", "--find-links",
+                                   f"/opt/edgewise/wheels-{wheels.name}", *reqs],
+                    what="installing the arm64 wheels in the root")
+            marker.write_text("\n".join(reqs) + "\n")
+    with stage("edgewise", "the local edgewise wheel in the root"):
+        src = _source_tree()
+        digest = _source_hash(src)
+        mark = root / venv.lstrip("/") / ".edgewise-source"
+        if mark.exists() and mark.read_text().strip() == digest:
+            log(f"  unchanged source ({digest}): already installed", quiet=quiet)
+        else:
+            dest = root / "opt" / "edgewise" / "dist"
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.mkdir(parents=True)
+            whl = _build_wheel(src, dest)
+            log(f"  built {whl.name}; installing it with --no-index (emulated)", quiet=quiet)
+            pip = f"{venv}/bin/pip"
+            _chroot(root, target, [pip, "uninstall", "-q", "-y", "edgewise"], what="pip uninstall")
+            _chroot(root, target, [pip, "install", "-q", "--no-index", "--find-links",
+                                   f"/opt/edgewise/wheels-{wheels.name}", f"/opt/edgewise/dist/{whl.name}"],
+                    what="installing the edgewise wheel in the root")
+            mark.write_text(digest + "\n")
+    return {"root": root, "python": f"{venv}/bin/python", "requirements": reqs}
+
+
+# ---------------------------------------------------------------------------------------------
+# Application pipeline, end to end
+
+
+RUN_APPS = {"generic": "classify", "classify": "classify", "vibration": "vibration",
+            "inspect": "inspect", "face": "face"}
+
+
+def export_eval_images(bundle: Any, folder: Path, limit: int) -> int:
+    """The bundle's evaluation inputs as PNGs (undoing its normalization), for an image app.
+
+    Returns how many were written, 0 when the input is not an image (NHWC with 1 or 3 channels).
+    """
+    import cv2
+
+    shape = bundle.input.get("shape") or []
+    ev = bundle.meta.get("evaluation") or {}
+    if len(shape) != 4 or shape[-1] not in (1, 3) or not ev.get("x"):
+        return 0
+    x = np.load(bundle.file(ev["x"]))[:limit].astype(np.float64)
+    norm = bundle.input.get("normalization") or {}
+    if "mean" in norm:
+        x = x * float(norm.get("std", 1.0)) + float(norm["mean"])
+    if "scale" in norm:
+        x = (x - float(norm.get("offset", 0.0))) / float(norm["scale"])
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate(x):
+        img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+        if img.shape[-1] == 3 and bundle.input.get("color") == "rgb":
+            img = img[..., ::-1]
+        cv2.imwrite(str(folder / f"{i:04d}.png"), img[..., 0] if img.shape[-1] == 1 else img)
+    return len(x)
+
+
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            out.append(json.loads(line))
+    return out
+
+
+def _event_key(e: dict[str, Any]) -> str:
+    return str(e.get("path") or e.get("index") or e.get("ts"))
+
+
+def _event_answer(e: dict[str, Any]) -> Any:
+    for k in ("label", "decision", "anomaly", "name", "verdict", "kind"):
+        if k in e:
+            return e[k]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+def _fmt(v: Any, nd: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3g}" if (v != 0 and abs(v) < 1e-3) else f"{v:.{nd}f}"
+    return str(v)
+
+
+def _report_text(rep: dict[str, Any]) -> str:
+    f = rep["arm64"]
+    lines = [
+        f"edgewise verify: {rep['bundle']} on an emulated {rep['target']['model']} "
+        f"({rep['target']['qemu_cpu']}, QEMU user mode, arm64 Debian {SUITE}, Python {f.get('python')})",
+        f"  arm64 runtime: numpy {f['versions'].get('numpy')}, ai-edge-litert "
+        f"{f['versions'].get('ai-edge-litert')}, onnxruntime {f['versions'].get('onnxruntime')}; "
+        f"CPU features seen: {' '.join(f.get('cpu_features', [])) or '-'}",
+        f"  compared with this machine ({rep['host']['machine']}, same edge runtime) on "
+        f"{rep['samples']} evaluation samples of the bundle",
+        "",
+        "| variant | precision | status | max steps | max abs diff | agreement | metric | host | arm64 "
+        "| delta | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rep["variants"]:
+        lines.append(
+            f"| {r['variant']} | {r['precision']} | {r['status']} | {_fmt(r.get('max_steps'))} | "
+            f"{_fmt(r.get('max_abs_diff'))} | {_fmt(r.get('decision_agreement'))} | "
+            f"{r.get('metric') or '-'} | {_fmt(r.get('metric_host'))} | {_fmt(r.get('metric_arm'))} | "
+            f"{_fmt(r.get('metric_delta'))} | {'; '.join(r.get('reasons', [])) or ''} |"
+        )
+    app = rep.get("app")
+    if app:
+        if app.get("status") == "skipped":
+            lines.append(f"\nedge pipeline: skipped ({app['reason']})")
+        else:
+            lines.append(
+                f"\nedge pipeline: `edgewise run {app['app']}` inside the root on {app['inputs']} "
+                f"inputs: exit {app['rc']}, {app['events']} events, answers agree with this machine "
+                f"{app['agree']}/{app['compared']}, TensorFlow imported: {app['tensorflow_imported']} "
+                f"-> {app['status']}"
+            )
+    lines.append(
+        f"\nresult: {rep['result']} ({rep['passed']} passed, {rep['failed']} failed, "
+        f"{rep['skipped']} skipped). Emulated timings say nothing about a Pi and are not reported "
+        f"as Pi timings (verification wall time {rep['wall_seconds']}s, emulated)."
+    )
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edgewise verify",
+        description="Run every variant of a bundle on an emulated Raspberry Pi CPU (QEMU, arm64 "
+        "Debian bookworm root) and compare its answers with this machine's. Needs root and "
+        f"{', '.join(APT_PACKAGES)}. Exit 0: agreement within tolerance; 1: beyond it; 2: error; "
+        "3: this machine cannot emulate (not root, tools missing).",
+        epilog="examples:\n"
+        "  sudo edgewise verify digits.bundle --target pi4\n"
+        "  sudo edgewise verify vibration.bundle --target pi5 --app-source recording.csv --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("bundle", help="bundle directory or .zip")
+    p.add_argument("--target", choices=sorted(TARGETS), default="pi4",
+                   help="pi4: Cortex-A72, pi5: Cortex-A76 (default pi4)")
+    p.add_argument("--root", default=os.environ.get("EDGEWISE_PI_ROOT", DEFAULT_CACHE),
+                   help=f"cache directory of the emulated root (default {DEFAULT_CACHE}, "
+                   "or $EDGEWISE_PI_ROOT)")
+    p.add_argument("--variants", nargs="+", help="only these variants (default: all)")
+    p.add_argument("--threads", type=int, default=1, help="inference threads on both sides")
+    p.add_argument("--max-steps", type=int, default=1,
+                   help="allowed difference of int8 outputs in quantization steps (default 1)")
+    p.add_argument("--min-agreement", type=float, default=0.99)
+    p.add_argument("--max-metric-drop", type=float, default=0.01)
+    p.add_argument("--app-source", help="input for the application's edge pipeline run "
+                   "(default for image bundles: the evaluation samples as PNGs)")
+    p.add_argument("--app-frames", type=int, default=32, help="frames for the pipeline run")
+    p.add_argument("--no-app", action="store_true", help="skip the end-to-end pipeline run")
+    p.add_argument("--mirror", default=os.environ.get("EDGEWISE_DEBIAN_MIRROR", DEFAULT_MIRROR))
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    return p
+
+
+def verify_main(argv: list[str]) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        return _verify(a)
+    except EnvironmentProblem as e:
+        print(f"edgewise verify: cannot emulate a Raspberry Pi here: {e}", file=sys.stderr)
+        return EXIT_NO_EMULATION
+    except VerifyError as e:
+        print(f"edgewise verify: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _verify(a: argparse.Namespace) -> int:
+    from .bundle import load_bundle
+
+    t_start = time.monotonic()
+    target = TARGETS[a.target]
+    quiet = a.quiet
+    cache = Path(a.root).resolve()
+    check_environment(need_debootstrap=not (cache / f"{SUITE}-arm64-{root_key()}").is_dir())
+    bundle = load_bundle(a.bundle)
+    names = a.variants or list(bundle.variants)
+    for n in names:
+        bundle.variant(n)  # unknown names fail now, with the list of valid ones
+    ev = bundle.meta.get("evaluation") or {}
+    if not ev.get("x"):
+        raise VerifyError(f"{bundle.path}: bundle.json has no evaluation samples (eval/x.npy)")
+    stage = _Stage(6, quiet)
+    with _cache_lock(cache, quiet):
+        env = prepare_root(cache, target, mirror=a.mirror, stage=stage, quiet=quiet)
+        root: Path = env["root"]
+        work = Path(tempfile.mkdtemp(prefix="edgewise-verify-", dir=root / "tmp"))
+        inroot = "/" + work.relative_to(root).as_posix()
+        try:
+            shutil.copytree(bundle.path, work / "bundle")
+            with stage("emulated_run", f"every variant on {target.qemu_cpu} (emulated; not Pi speed)"):
+                _chroot(root, target, [env["python"], "-m", "edgewise.edge.verify", "--inside", "variants",
+                                       "--bundle", f"{inroot}/bundle", "--out", f"{inroot}/out",
+                                       "--threads", str(a.threads), "--variants", *names],
+                        what="running the bundle inside the emulated root", timeout=3600)
+                inside = json.loads((work / "out" / "results.json").read_text())
+                arm_out = {n: np.load(work / "out" / f"{n}.npy") for n in names
+                           if (work / "out" / f"{n}.npy").exists()}
+            app_rep = None
+            if not a.no_app:
+                with stage("app", "the application's edge pipeline, end to end in the root"):
+                    app_rep = _run_app(bundle, a, env, target, work, inroot, quiet)
+            else:
+                stage.n += 1
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    log(f"[verify {stage.total}/{stage.total}] comparing with this machine", quiet=quiet)
+    host_res = run_variants(bundle.path, names, a.threads)
+    x = np.load(bundle.file(ev["x"]))
+    y = np.load(bundle.file(ev["y"])) if ev.get("y") else None
+    tol = Tolerance(a.max_steps, a.min_agreement, a.max_metric_drop)
+    rows = []
+    for n in names:
+        v = bundle.variant(n)
+        info = inside["variants"].get(n, {"status": "error", "reason": "no result from the root"})
+        row: dict[str, Any] = {"variant": n, "backend": v.backend, "precision": v.precision}
+        h = host_res[n]
+        if info["status"] == "skipped":
+            row.update(status="skipped", reasons=[f"runtime unavailable on arm64: {info['reason']}"])
+        elif h["status"] != "ran":
+            row.update(status="skipped", reasons=[f"cannot run on this machine: {h.get('reason')}"])
+        elif info["status"] != "ran" or n not in arm_out:
+            row.update(status="FAIL", reasons=[f"failed on arm64: {info.get('reason')}"])
+        else:
+            scale = (v.output_quantization or {}).get("scale")
+            row.update(compare_outputs(
+                h["outputs"], arm_out[n], x=x, y=y, decision=ev.get("decision", "argmax"),
+                score=ev.get("score", "last"), threshold=ev.get("threshold"), output_scale=scale,
+            ))
+            reasons = judge(row, v.precision, tol)
+            row.update(status="FAIL" if reasons else "pass", reasons=reasons)
+        rows.append(row)
+
+    failed = sum(r["status"] == "FAIL" for r in rows)
+    if app_rep and app_rep.get("status") == "FAIL":
+        failed += 1
+    rep = {
+        "bundle": bundle.name,
+        "bundle_path": str(a.bundle),
+        "target": {"name": target.name, "qemu_cpu": target.qemu_cpu, "model": target.model},
+        "host": {"machine": platform.machine(), "python": platform.python_version()},
+        "arm64": inside["facts"],
+        "samples": int(len(x)),
+        "tolerance": {"max_steps": tol.max_steps, "min_agreement": tol.min_agreement,
+                      "max_metric_drop": tol.max_metric_drop, "relative": REL_TOLERANCE},
+        "variants": rows,
+        "app": app_rep,
+        "passed": sum(r["status"] == "pass" for r in rows),
+        "failed": failed,
+        "skipped": sum(r["status"] == "skipped" for r in rows),
+        "result": "FAIL" if failed else "agree",
+        "stage_seconds": stage.seconds,
+        "wall_seconds": round(time.monotonic() - t_start, 1),
+        "timings_note": "all times are of the verification on this machine under QEMU; not Pi timings",
+    }
+    if inside["facts"].get("machine") != "aarch64":
+        raise VerifyError(f"the root ran on {inside['facts'].get('machine')}, not aarch64")
+    print(json.dumps(rep, indent=2) if a.json else _report_text(rep))
+    return EXIT_DISAGREE if failed else EXIT_OK
+
+
+def _run_app(bundle: Any, a: argparse.Namespace, env: dict[str, Any], target: Target, work: Path,
+             inroot: str, quiet: bool) -> dict[str, Any]:
+    """``edgewise run APP`` inside the root and on this machine, on the same inputs."""
+    app = RUN_APPS.get(bundle.app)
+    if app is None:
+        return {"status": "skipped", "reason": f"no edge application for app '{bundle.app}'"}
+    src_dir = work / "app_input"
+    if a.app_source:
+        s = Path(a.app_source)
+        if not s.exists():
+            raise VerifyError(f"{s}: --app-source not found")
+        if s.is_dir():
+            shutil.copytree(s, src_dir)
+        else:
+            src_dir.mkdir()
+            shutil.copy2(s, src_dir / s.name)
+            src_dir = src_dir / s.name
+        n_inputs: Any = "the given"
+    else:
+        n_inputs = export_eval_images(bundle, src_dir, a.app_frames)
+        if not n_inputs:
+            return {"status": "skipped", "app": app,
+                    "reason": f"pass --app-source to run the {app} pipeline end to end"}
+    rel = src_dir.relative_to(work).as_posix()
+    args = [app, "--bundle", f"{inroot}/bundle", "--source", f"{inroot}/{rel}", "--max-frames",
+            str(a.app_frames), "--threads", str(a.threads), "--jsonl", f"{inroot}/app/events.jsonl"]
+    if a.variants:
+        args += ["--variant", a.variants[0]]
+    try:
+        _chroot(env["root"], target, [env["python"], "-m", "edgewise.edge.verify", "--inside", "app",
+                                      "--out", f"{inroot}/app", "--", *args],
+                what=f"edgewise run {app} inside the emulated root", timeout=1800)
+    except VerifyError as e:
+        return {"status": "FAIL", "app": app, "reason": str(e), "rc": None, "events": 0,
+                "inputs": n_inputs, "agree": 0, "compared": 0, "tensorflow_imported": None}
+    res = json.loads((work / "app" / "app.json").read_text())
+    arm_events = _read_events(work / "app" / "events.jsonl")
+    # The same command on this machine, on the same files, for the answers to compare.
+    host_dir = work / "host_app"
+    host_dir.mkdir()
+    host_args = [app, "--bundle", str(work / "bundle"), "--source", str(work / rel),
+                 "--max-frames", str(a.app_frames), "--threads", str(a.threads),
+                 "--jsonl", str(host_dir / "events.jsonl")]
+    if a.variants:
+        host_args += ["--variant", a.variants[0]]
+    host_cmd = [sys.executable, "-m", "edgewise.edge.verify", "--inside", "app", "--out", str(host_dir),
+                "--", *host_args]
+    _run(host_cmd, what=f"edgewise run {app} on this machine", timeout=1800)
+    host_events = _read_events(host_dir / "events.jsonl")
+    arm_by = {_event_key(e).replace(inroot, str(work)): _event_answer(e) for e in arm_events}
+    host_by = {_event_key(e): _event_answer(e) for e in host_events}
+    common = sorted(set(arm_by) & set(host_by))
+    agree = sum(arm_by[k] == host_by[k] for k in common)
+    ok = (res["rc"] == 0 and len(arm_events) > 0 and not res["facts"]["tensorflow_imported"]
+          and agree == len(common) and len(arm_events) == len(host_events))
+    return {
+        "status": "pass" if ok else "FAIL", "app": app, "inputs": n_inputs, "rc": res["rc"],
+        "events": len(arm_events), "host_events": len(host_events), "compared": len(common),
+        "agree": agree, "tensorflow_imported": res["facts"]["tensorflow_imported"],
+        "machine": res["facts"]["machine"],
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(_inside_main(sys.argv[1:]))

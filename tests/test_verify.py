@@ -1,0 +1,216 @@
+"""edgewise verify: Pi cpuinfo, quantized-step comparison, environment errors, and one real
+emulated run on the digits bundle when the cached arm64 root exists on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgewise.edge import verify
+from edgewise.edge.verify import (
+    TARGETS,
+    EnvironmentProblem,
+    Tolerance,
+    check_environment,
+    compare_outputs,
+    cpuinfo_text,
+    judge,
+    quantized_steps,
+)
+
+
+def _field(text: str, name: str) -> list[str]:
+    return [ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.split(":")[0].strip() == name]
+
+
+def test_pi4_cpuinfo_is_four_cortex_a72_cores_with_the_pi4_features():
+    text = cpuinfo_text(TARGETS["pi4"])
+    assert _field(text, "processor") == ["0", "1", "2", "3"]
+    assert set(_field(text, "CPU implementer")) == {"0x41"}  # Arm Ltd
+    assert set(_field(text, "CPU part")) == {"0xd08"}  # Cortex-A72
+    assert set(_field(text, "Features")) == {"fp asimd evtstrm crc32 cpuid"}
+    assert _field(text, "Model") == ["Raspberry Pi 4 Model B Rev 1.4"]
+    assert TARGETS["pi4"].qemu_cpu == "cortex-a72"
+
+
+def test_pi5_cpuinfo_is_cortex_a76_with_dot_product():
+    text = cpuinfo_text(TARGETS["pi5"])
+    assert set(_field(text, "CPU part")) == {"0xd0b"}  # Cortex-A76
+    assert "asimddp" in _field(text, "Features")[0].split()
+    assert TARGETS["pi5"].qemu_cpu == "cortex-a76"
+
+
+def test_quantized_steps_recovers_integer_step_differences_of_dequantized_int8():
+    scale, zp = np.float32(0.0123457), -7
+    rng = np.random.default_rng(0)
+    q1 = rng.integers(-128, 128, size=1000)
+    q2 = np.clip(q1 + rng.integers(-3, 4, size=1000), -128, 127)
+    a = (q1.astype(np.float32) - zp) * scale
+    b = (q2.astype(np.float32) - zp) * scale
+    assert np.array_equal(quantized_steps(a, b, float(scale)), np.abs(q1 - q2))
+
+
+def test_quantized_steps_rejects_a_missing_scale():
+    with pytest.raises(ValueError, match="scale must be positive"):
+        quantized_steps(np.zeros(2), np.zeros(2), 0.0)
+
+
+def _probs(rows: list[list[float]]) -> np.ndarray:
+    return np.asarray(rows, dtype=np.float32)
+
+
+def test_compare_counts_steps_agreement_and_accuracy_delta():
+    s = 1 / 256
+    host = _probs([[200 * s, 56 * s], [100 * s, 156 * s], [129 * s, 127 * s]])
+    arm = _probs([[200 * s, 56 * s], [101 * s, 155 * s], [127 * s, 129 * s]])  # last one flips
+    y = np.array([0, 1, 0])
+    row = compare_outputs(host, arm, x=np.zeros((3, 1)), y=y, output_scale=s)
+    assert row["max_steps"] == 2
+    assert row["values_off_by_steps"] == 4
+    assert row["decision_agreement"] == pytest.approx(2 / 3)
+    assert row["metric"] == "accuracy"
+    assert row["metric_host"] == pytest.approx(1.0)
+    assert row["metric_arm"] == pytest.approx(2 / 3)
+    assert row["metric_delta"] == pytest.approx(-1 / 3)
+    reasons = judge(row, "int8", Tolerance(max_steps=1))
+    assert any("2 quantization steps > 1" in r for r in reasons)
+    assert any("decision agreement 0.6667" in r for r in reasons)
+    assert any("accuracy drop 0.3333" in r for r in reasons)
+
+
+def test_identical_outputs_pass_and_one_step_is_within_the_default_tolerance():
+    s = 0.01
+    host = _probs([[0.5, 0.3], [0.1, 0.9]])
+    assert judge(compare_outputs(host, host, x=host, output_scale=s), "int8", Tolerance()) == []
+    row = compare_outputs(host, host + np.float32(s), x=host, output_scale=s)
+    assert row["max_steps"] == 1 and judge(row, "int8", Tolerance()) == []
+
+
+def test_threshold_decisions_use_the_stored_threshold_and_auroc():
+    host = _probs([[0.1], [0.4], [0.6], [0.9]])
+    arm = _probs([[0.1], [0.55], [0.6], [0.9]])  # crosses the 0.5 threshold
+    row = compare_outputs(host, arm, x=host, y=np.array([0, 0, 1, 1]), decision="threshold",
+                          score="last", threshold=0.5)
+    assert row["decision_agreement"] == pytest.approx(0.75)
+    assert row["metric"] == "auroc" and row["metric_delta"] == pytest.approx(0.0)
+
+
+def test_float_variants_are_judged_relative_to_the_output_range():
+    host = _probs([[0.0, 1.0]])
+    ok = compare_outputs(host, host + np.float32(5e-5), x=host)
+    bad = compare_outputs(host, host + np.float32(5e-3), x=host)
+    assert judge(ok, "float32", Tolerance()) == []
+    assert judge(bad, "float32", Tolerance()) == ["max abs diff 0.005 > 0.0001 x output range"]
+
+
+def test_shape_mismatch_and_nan_outputs_fail():
+    host = _probs([[0.5, 0.5]])
+    row = compare_outputs(host, _probs([[0.5, 0.5, 0.0]]), x=host)
+    assert judge(row, "float32", Tolerance()) == ["output shape (1, 3) on arm64, (1, 2) on host"]
+    nan = compare_outputs(host, _probs([[np.nan, 0.5]]), x=host)
+    assert "non-finite outputs on arm64" in judge(nan, "float32", Tolerance())
+
+
+def _fake_tools(folder: Path, names: list[str]) -> str:
+    folder.mkdir()
+    for n in names:
+        p = folder / n
+        p.write_text("#!/bin/sh\nexit 0\n")
+        p.chmod(0o755)
+    return str(folder)
+
+
+def test_missing_debootstrap_names_the_apt_packages(tmp_path, monkeypatch):
+    tools = ["chroot", "unshare", "mount", "qemu-aarch64-static", "update-binfmts"]
+    monkeypatch.setenv("PATH", _fake_tools(tmp_path / "bin", tools))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    with pytest.raises(EnvironmentProblem) as e:
+        check_environment(need_debootstrap=True)
+    assert str(e.value) == (
+        "debootstrap not found (needed once to build the arm64 root); "
+        "install: apt-get install qemu-user-static binfmt-support debootstrap"
+    )
+    check_environment(need_debootstrap=False)  # a cached root does not need debootstrap
+
+
+def test_missing_qemu_names_the_apt_packages(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", _fake_tools(tmp_path / "bin", ["chroot", "unshare", "mount"]))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    with pytest.raises(EnvironmentProblem, match=r"qemu-aarch64-static not found .*apt-get install "
+                       r"qemu-user-static binfmt-support debootstrap"):
+        check_environment(need_debootstrap=False)
+
+
+def test_not_root_is_refused_before_anything_is_touched(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(EnvironmentProblem, match="needs root .* sudo edgewise verify"):
+        check_environment(need_debootstrap=True)
+
+
+def test_command_exits_3_with_one_line_when_the_tools_are_missing(tmp_path):
+    env = {**os.environ, "PATH": _fake_tools(tmp_path / "bin", ["chroot", "unshare", "mount"])}
+    p = subprocess.run(
+        [sys.executable, "-m", "edgewise.edge.cli", "verify", str(tmp_path / "none.bundle"),
+         "--root", str(tmp_path / "cache")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert p.returncode == 3, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgewise verify: cannot emulate a Raspberry Pi here:")
+    assert ("needs root" in lines[0]) if os.geteuid() != 0 else ("qemu-aarch64-static not found" in lines[0])
+    assert not (tmp_path / "cache").exists()
+
+
+def test_eval_images_round_trip_to_the_bundle_inputs(digits_bundle, tmp_path):
+    from edgewise.edge.apps.classify import prepare_image
+    from edgewise.edge.bundle import load_bundle
+    from edgewise.edge.sources.files import read_image
+
+    b = load_bundle(digits_bundle)
+    n = verify.export_eval_images(b, tmp_path / "png", limit=20)
+    x = np.load(b.file(b.meta["evaluation"]["x"]))[:20]
+    assert n == 20
+    back = np.concatenate([prepare_image(read_image(p, gray=True), b.input)
+                           for p in sorted((tmp_path / "png").glob("*.png"))])
+    np.testing.assert_allclose(back, x, atol=1e-6)
+
+
+def _cached_root() -> Path | None:
+    cache = Path(os.environ.get("EDGEWISE_PI_ROOT", verify.DEFAULT_CACHE))
+    root = cache / f"{verify.SUITE}-arm64-{verify.root_key()}"
+    return root if root.is_dir() else None
+
+
+def test_int8_digits_bundle_agrees_on_emulated_cortex_a72(digits_bundle):
+    """The real thing: the int8 variant and the classify pipeline run inside the arm64 root."""
+    if os.geteuid() != 0:
+        pytest.skip("edgewise verify needs root (chroot, mounts)")
+    if _cached_root() is None:
+        pytest.skip("no cached emulated Pi root; build it with `make verify-pi` (about 10 minutes)")
+    if shutil.which("qemu-aarch64-static") is None:
+        pytest.skip("qemu-user-static is not installed")
+    p = subprocess.run(
+        [sys.executable, "-m", "edgewise.edge.cli", "verify", str(digits_bundle), "--target", "pi4",
+         "--variants", "tflite_int8", "--app-frames", "12", "--json", "--quiet"],
+        capture_output=True, text=True, timeout=1800,
+    )
+    if p.returncode == 3:
+        pytest.skip(f"emulation impossible here: {p.stderr.strip()}")
+    assert p.returncode == 0, p.stderr + p.stdout
+    rep = json.loads(p.stdout)
+    assert rep["arm64"]["machine"] == "aarch64"
+    assert rep["arm64"]["qemu_cpu"] == "cortex-a72"
+    assert rep["arm64"]["tensorflow_imported"] is False
+    (row,) = rep["variants"]
+    assert row["variant"] == "tflite_int8" and row["status"] == "pass"
+    assert row["max_steps"] <= 1 and row["decision_agreement"] >= 0.99
+    app = rep["app"]
+    assert app["status"] == "pass" and app["events"] == 12 and app["agree"] == 12
+    assert app["tensorflow_imported"] is False and app["machine"] == "aarch64"
