@@ -117,6 +117,12 @@ class LatestFrame:
         self._thread.start()
         return self
 
+    def stop(self) -> None:
+        """Wake a consumer waiting for a frame and end iteration (used on SIGTERM)."""
+        self._stop.set()
+        with self._cv:
+            self._cv.notify_all()
+
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread:
@@ -143,7 +149,7 @@ class LatestFrame:
     def __iter__(self) -> Iterator[Frame]:
         while True:
             with self._cv:
-                while self._frame is None and not self._done:
+                while self._frame is None and not self._done and not self._stop.is_set():
                     self._cv.wait(timeout=0.5)
                 frame, self._frame = self._frame, None
                 if frame is None:
@@ -160,18 +166,28 @@ class Runner:
         self.app = app
         self.sinks = list(sinks or [])
         self._stop = threading.Event()
+        # Live view for monitors (status page) running in other threads; read-only for them.
+        self.stats: RunStats | None = None
+        self.last_frame: Frame | None = None
+        self.last_event: dict[str, Any] | None = None
+        self.t_start: float | None = None
+        self._source: Any = None
 
     def stop(self, *_: object) -> None:
         self._stop.set()
+        stop_source = getattr(self._source, "stop", None)
+        if callable(stop_source):  # a camera thread waiting for its next frame
+            stop_source()
 
     def run(self, source: Any, max_frames: int | None = None) -> RunStats:
         """Run until the source ends, ``max_frames`` is reached, or a stop signal arrives."""
         stats = RunStats()
+        self.stats, self._source = stats, source
         old = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 old[sig] = signal.signal(sig, self.stop)
-        t_start = time.monotonic()
+        t_start = self.t_start = time.monotonic()
         try:
             with source:
                 it = iter(source)
@@ -211,6 +227,7 @@ class Runner:
             stats.errors += 1
             log.error("frame %d from %s skipped: %s", frame.index, frame.meta.get("source", "?"), e)
             return
+        self.last_frame, self.last_event = frame, event
         if event is not None:
             event.setdefault("frame", frame.index)
             event.setdefault("latency_ms", {})
