@@ -1,0 +1,217 @@
+"""``edgewise bench inspect``: image-level accuracy and full-image latency of inspection bundles.
+
+For each bundle (supervised and/or good-only) and each TFLite variant (float32, int8) it
+scores every held-out test image of the bundle's own split (``report/split.json``) through
+the edge tiling (``edgewise.edge.apps.inspect``), then reports image AUROC, recall and
+precision at the bundle threshold, the int8 - float32 AUROC delta, and the latency of a
+whole image (all tiles, one batch) p50/p99 at 1 and 2 threads with the int8/float32 speed
+ratio. All figures of one bundle come from one run on one host.
+
+>>> # edgewise bench inspect --bundle mt_sup.bundle --bundle mt_good.bundle --data DATA --out bench/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgewise.edge.apps.inspect import TileConfig, prepare_part, score_tiles
+from edgewise.edge.backends import load_model
+from edgewise.edge.bundle import load_bundle
+from edgewise.edge.metrics import auroc, percentiles
+from edgewise.edge.progress import log
+from edgewise.edge.sources.files import read_image
+
+from .host import host_info
+
+__all__ = ["bench_bundles", "bench_markdown", "bench_main", "TARGETS"]
+
+VARIANTS = ("tflite_float32", "tflite_int8")
+TARGETS = {
+    "supervised_int8_auroc": 0.97,
+    "supervised_int8_recall": 0.98,
+    "good_only_auroc": 0.90,
+    "int8_auroc_delta": 0.01,
+    "int8_speedup": 1.5,
+}
+
+
+def _test_items(bundle: Any, data: Path | None) -> list[tuple[Path, str]]:
+    """The bundle's held-out test images; paths re-rooted under ``data`` when given."""
+    split = json.loads(bundle.file("report/split.json").read_text())
+    items = []
+    for e in split["test"]:
+        p = Path(e["path"])
+        if data is not None and not p.is_file():  # moved dataset: keep the tail below the kind folder
+            tail = p.parts[-3:] if p.parent.name == "Imgs" else p.parts[-2:]
+            cands = [Path(data, *tail), *Path(data).rglob(p.name)]
+            p = next((c for c in cands if c.is_file()), p)
+        items.append((p, e["kind"]))
+    return items
+
+
+def bench_bundles(
+    bundles: list[str | Path], data: str | Path | None = None, *, threads: list[int] | None = None,
+    max_images: int = 60, repeats: int = 3, quiet: bool = False,
+) -> dict[str, Any]:
+    """Accuracy on every test image and latency on ``max_images`` of them x ``repeats``."""
+    threads = threads or [1, 2]
+    out: dict[str, Any] = {"host": host_info(), "threads": threads, "bundles": []}
+    for bpath in bundles:
+        b = load_bundle(bpath)
+        tiling = TileConfig.from_config(b.config)
+        items = _test_items(b, Path(data) if data else None)
+        tiles = []
+        for p, _ in items:
+            tiles.append(prepare_part(read_image(p, gray=True), tiling)[1])
+        y = np.array([0 if k == "good" else 1 for _, k in items])
+        kinds = [k for _, k in items]
+        per_variant_thr = b.thresholds.get("per_variant") or {}
+        res: dict[str, Any] = {
+            "bundle": str(b.path), "mode": b.config.get("mode"), "tiling": tiling.as_dict(),
+            "test_images": len(items), "test_defective": int(y.sum()),
+            "tiles_per_image": {"mean": float(np.mean([len(t) for t in tiles])),
+                                "max": int(max(len(t) for t in tiles))},
+            "threshold_rule": b.thresholds.get("rule"), "variants": {},
+        }
+        lat_idx = np.linspace(0, len(tiles) - 1, min(max_images, len(tiles))).astype(int)
+        for name in [v for v in VARIANTS if v in b.variants]:
+            thr = float(per_variant_thr.get(name, b.thresholds["decision"]))
+            m = load_model(b, name, threads=max(threads))
+            s = np.array([score_tiles(m, t).max() for t in tiles])
+            m.close()
+            pred = s >= thr
+            tp, fp, fn = int((pred & (y == 1)).sum()), int((pred & (y == 0)).sum()), int((~pred & (y == 1)).sum())
+            row: dict[str, Any] = {
+                "auroc": auroc(s, y),
+                "threshold": thr,
+                "recall": tp / max(tp + fn, 1),
+                "precision": tp / (tp + fp) if tp + fp else None,
+                "false_alarm_rate": fp / max(int((y == 0).sum()), 1),
+                "recall_per_kind": {k: float((pred[[i for i, kk in enumerate(kinds) if kk == k]]).mean())
+                                    for k in sorted(set(kinds)) if k != "good"},
+                "latency": {},
+            }
+            for t in threads:
+                m = load_model(b, name, threads=t)
+                for i in lat_idx[:3]:
+                    score_tiles(m, tiles[i])  # warm up (and size the batch)
+                times = []
+                for _ in range(repeats):
+                    for i in lat_idx:
+                        t0 = time.perf_counter()
+                        score_tiles(m, tiles[i])
+                        times.append(time.perf_counter() - t0)
+                m.close()
+                pc = percentiles(times)
+                row["latency"][str(t)] = {"p50_ms": pc["p50_ms"], "p99_ms": pc["p99_ms"],
+                                          "mean_ms": pc["mean_ms"], "n": pc["n"]}
+                log(f"bench inspect {Path(b.path).name} {name} threads={t}: full image p50 "
+                    f"{pc['p50_ms']:.1f} ms p99 {pc['p99_ms']:.1f} ms", quiet=quiet)
+            res["variants"][name] = row
+        v = res["variants"]
+        if "tflite_int8" in v and "tflite_float32" in v:
+            res["int8_auroc_delta"] = v["tflite_int8"]["auroc"] - v["tflite_float32"]["auroc"]
+            res["int8_speedup"] = {t: v["tflite_float32"]["latency"][t]["mean_ms"] / v["tflite_int8"]["latency"][t]["mean_ms"]
+                                   for t in v["tflite_int8"]["latency"]}
+        res["targets"] = _targets(res)
+        out["bundles"].append(res)
+    return out
+
+
+def _targets(res: dict[str, Any]) -> dict[str, Any]:
+    """Each issue target as {value, target, met}."""
+    v = res["variants"]
+    t: dict[str, Any] = {}
+    i8 = v.get("tflite_int8")
+    if i8 and res["mode"] == "supervised":
+        t["int8_auroc>=0.97"] = {"value": i8["auroc"], "met": i8["auroc"] >= TARGETS["supervised_int8_auroc"]}
+        t["int8_recall>=0.98"] = {"value": i8["recall"], "precision": i8["precision"],
+                                  "met": i8["recall"] >= TARGETS["supervised_int8_recall"]}
+    if i8 and res["mode"] == "good-only":
+        t["int8_auroc>=0.90"] = {"value": i8["auroc"], "met": i8["auroc"] >= TARGETS["good_only_auroc"]}
+    if "int8_auroc_delta" in res:
+        d = res["int8_auroc_delta"]
+        t["|int8-float32 auroc|<=0.01"] = {"value": d, "met": abs(d) <= TARGETS["int8_auroc_delta"]}
+        for th, r in res["int8_speedup"].items():
+            t[f"int8_speedup@{th}thr>=1.5"] = {"value": r, "met": r >= TARGETS["int8_speedup"]}
+    return t
+
+
+def _f(x: Any, nd: int = 4) -> str:
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+def bench_markdown(result: dict[str, Any]) -> str:
+    h = result["host"]
+    lines = [f"Host: {h['machine']}, {h['cpu']}, {h['cores']} cores; threads {result['threads']}"
+             + (" (EMULATED)" if h.get("emulated") else ""), ""]
+    for r in result["bundles"]:
+        lines += [
+            f"### {r['mode']} — {Path(r['bundle']).name}",
+            f"Test split: {r['test_images']} images ({r['test_defective']} defective); tiling "
+            f"{r['tiling']}; {r['tiles_per_image']['mean']:.1f} tiles/image (max "
+            f"{r['tiles_per_image']['max']}); threshold rule: {r['threshold_rule']}",
+            "",
+            "| variant | image AUROC | threshold | recall | precision | false alarms | "
+            + " | ".join(f"p50 ms @{t}t | p99 ms @{t}t" for t in result["threads"]) + " |",
+            "|---|---|---|---|---|---|" + "---|---|" * len(result["threads"]),
+        ]
+        for name, v in r["variants"].items():
+            lat = " | ".join(f"{_f(v['latency'][str(t)]['p50_ms'], 2)} | {_f(v['latency'][str(t)]['p99_ms'], 2)}"
+                             for t in result["threads"])
+            lines.append(f"| {name} | {_f(v['auroc'])} | {_f(v['threshold'])} | {_f(v['recall'], 3)} | "
+                         f"{_f(v['precision'], 3)} | {_f(v['false_alarm_rate'], 3)} | {lat} |")
+        if "tflite_int8" in r["variants"]:
+            pk = r["variants"]["tflite_int8"]["recall_per_kind"]
+            lines.append("")
+            lines.append("int8 recall per kind: " + ", ".join(f"{k} {v:.2f}" for k, v in pk.items()))
+        if "int8_auroc_delta" in r:
+            lines.append(f"int8 - float32 AUROC: {r['int8_auroc_delta']:+.4f}; int8 speed-up (mean full "
+                         "image): " + ", ".join(f"{t} thread(s) {s:.2f}x" for t, s in r["int8_speedup"].items()))
+        lines.append("")
+        lines.append("| target | value | met |")
+        lines.append("|---|---|---|")
+        for k, t in r["targets"].items():
+            extra = f" (precision {_f(t['precision'], 3)})" if "precision" in t else ""
+            lines.append(f"| {k} | {_f(t['value'])}{extra} | {'yes' if t['met'] else 'NO'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def bench_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="edgewise bench inspect",
+        description="Image-level AUROC, recall/precision at the bundle threshold, int8 vs float32, "
+        "and full-image latency (all tiles) of inspection bundles on their held-out test split.",
+        epilog="example:\n  edgewise bench inspect --bundle mt_sup.bundle --bundle mt_good.bundle "
+        "--out bench_inspect",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--bundle", action="append", required=True, help="inspection bundle (repeatable)")
+    p.add_argument("--data", help="dataset folder, if it moved since training")
+    p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    p.add_argument("--max-images", type=int, default=60, help="test images timed per cell")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", help="folder for inspect_bench.json and inspect_bench.md")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    try:
+        threads = [int(t) for t in a.threads.split(",") if t.strip()]
+    except ValueError:
+        p.error(f"--threads must be comma-separated integers, got '{a.threads}'")
+    res = bench_bundles(a.bundle, a.data, threads=threads, max_images=a.max_images, repeats=a.repeats,
+                        quiet=a.quiet)
+    md = bench_markdown(res)
+    print(md)
+    if a.out:
+        o = Path(a.out)
+        o.mkdir(parents=True, exist_ok=True)
+        (o / "inspect_bench.json").write_text(json.dumps(res, indent=2, default=float))
+        (o / "inspect_bench.md").write_text(md)
+    return 0

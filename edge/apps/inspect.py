@@ -1,0 +1,344 @@
+"""Visual inspection on the edge: tile a part image, score every tile, PASS/FAIL the part.
+
+This module is the ONE implementation of the inspection preprocessing: grey conversion,
+optional region of interest, a fixed scale (never a resize to a fixed size, so a small
+defect keeps its pixels), and a sliding window of fixed-size tiles that covers the whole
+image. Training (``edgewise.train.inspect``), the benchmark and the device all call it, so
+the device scores parts exactly the way they were evaluated. The image score is the
+maximum tile score; the coarse map of tile scores is the anomaly / defect map.
+
+>>> # edgewise run inspect --bundle tiles.bundle --source parts/ --save-fails fails/
+>>> tile_positions(100, 150, tile=64, stride=32)[-1]
+(36, 86)
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backends import load_model
+from ..bundle import Bundle, load_bundle
+from ..pipeline import Frame
+from .common import run_app, run_parser
+
+__all__ = [
+    "TileConfig",
+    "to_gray",
+    "crop_roi",
+    "parse_roi",
+    "rescale",
+    "tile_positions",
+    "make_tiles",
+    "normalize",
+    "prepare_part",
+    "score_map",
+    "score_tiles",
+    "overlay",
+    "InspectApp",
+    "run_main",
+]
+
+log = logging.getLogger("edgewise.inspect")
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """How a part image becomes tiles; stored in the bundle's ``config``.
+
+    ``scale`` is a fixed factor applied to every image (1.0 = native resolution), so defects
+    keep the same size in pixels whatever the image size; ``tile`` and ``stride`` are in
+    pixels after scaling.
+    """
+
+    tile: int = 64
+    stride: int = 32
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.tile < 8:
+            raise ValueError(f"tile must be >= 8 pixels, got {self.tile}")
+        if not 1 <= self.stride <= self.tile:
+            raise ValueError(f"stride must be in 1..tile ({self.tile}), got {self.stride}")
+        if not 0.05 <= self.scale <= 4:
+            raise ValueError(f"scale must be in 0.05..4, got {self.scale}")
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> TileConfig:
+        t = cfg.get("tiling") or {}
+        return cls(tile=int(t.get("tile", 64)), stride=int(t.get("stride", 32)),
+                   scale=float(t.get("scale", 1.0)))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tile": self.tile, "stride": self.stride, "scale": self.scale}
+
+
+def to_gray(img: np.ndarray) -> np.ndarray:
+    """uint8 single-channel image from grey, BGR or BGRA input."""
+    import cv2
+
+    if img is None or getattr(img, "size", 0) == 0:
+        raise ValueError("empty image")
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim == 3:
+        code = cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY
+        img = cv2.cvtColor(img, code)
+    if img.ndim != 2:
+        raise ValueError(f"image must be 2-D grey or 3-D colour, got shape {img.shape}")
+    if img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    return img
+
+
+def parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
+    """``"x,y,w,h"`` -> tuple, or None; raises ValueError naming the problem."""
+    if not text:
+        return None
+    parts = text.split(",")
+    if len(parts) != 4 or not all(re.fullmatch(r"\d+", p.strip()) for p in parts):
+        raise ValueError(f"--roi must be x,y,w,h with non-negative integers, got '{text}'")
+    x, y, w, h = (int(p) for p in parts)
+    if w <= 0 or h <= 0:
+        raise ValueError(f"--roi width and height must be > 0, got '{text}'")
+    return x, y, w, h
+
+
+def crop_roi(img: np.ndarray, roi: tuple[int, int, int, int] | None) -> np.ndarray:
+    """The region of interest of ``img`` (clipped to the image); error if nothing is left."""
+    if roi is None:
+        return img
+    x, y, w, h = roi
+    out = img[y : y + h, x : x + w]
+    if out.size == 0:
+        raise ValueError(f"region of interest {roi} lies outside the {img.shape[1]}x{img.shape[0]} image")
+    return out
+
+
+def rescale(img: np.ndarray, scale: float) -> np.ndarray:
+    """Apply the fixed scale factor (area interpolation when shrinking)."""
+    import cv2
+
+    if scale == 1.0:
+        return img
+    h, w = img.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(img, size, interpolation=interp)
+
+
+def _starts(n: int, tile: int, stride: int) -> list[int]:
+    if n <= tile:
+        return [0]
+    s = list(range(0, n - tile + 1, stride))
+    if s[-1] != n - tile:  # the last tile is aligned to the border: no pixel is left out
+        s.append(n - tile)
+    return s
+
+
+def tile_positions(h: int, w: int, tile: int, stride: int) -> list[tuple[int, int]]:
+    """Top-left (y, x) of every tile of a sliding window covering the whole h x w image."""
+    return [(y, x) for y in _starts(h, tile, stride) for x in _starts(w, tile, stride)]
+
+
+def normalize(tiles_u8: np.ndarray) -> np.ndarray:
+    """uint8 tiles -> float32 in [0, 1], shape (n, t, t, 1): the model's input."""
+    return (np.asarray(tiles_u8, np.float32) / np.float32(255.0))[..., None]
+
+
+def make_tiles(gray: np.ndarray, cfg: TileConfig) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """uint8 tiles (n, t, t) and their positions; images smaller than a tile are padded."""
+    import cv2
+
+    h, w = gray.shape
+    t = cfg.tile
+    if h < t or w < t:  # reflect-pad so a small image still fills one tile
+        gray = cv2.copyMakeBorder(gray, 0, max(0, t - h), 0, max(0, t - w), cv2.BORDER_REFLECT_101)
+        h, w = gray.shape
+    pos = tile_positions(h, w, t, cfg.stride)
+    tiles = np.stack([gray[y : y + t, x : x + t] for y, x in pos])
+    return tiles, pos
+
+
+def prepare_part(
+    img: np.ndarray, cfg: TileConfig, roi: tuple[int, int, int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """Image -> (scaled grey image, model input tiles (n, t, t, 1) float32, positions)."""
+    gray = rescale(crop_roi(to_gray(img), roi), cfg.scale)
+    tiles, pos = make_tiles(gray, cfg)
+    return gray, normalize(tiles), pos
+
+
+def score_tiles(model: Any, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """P(defect) (or anomaly score) of every tile; the last output column is the score."""
+    outs = [np.asarray(model.predict(x[i : i + batch])) for i in range(0, len(x), batch)]
+    y = np.concatenate(outs).reshape(len(x), -1)
+    return y[:, -1].astype(np.float64)
+
+
+def score_map(scores: np.ndarray, pos: list[tuple[int, int]], shape: tuple[int, int], tile: int) -> np.ndarray:
+    """Per-pixel map: the max score of the tiles covering each pixel (the anomaly map)."""
+    h, w = max(shape[0], tile), max(shape[1], tile)
+    m = np.zeros((h, w), np.float32)
+    for s, (y, x) in zip(scores, pos, strict=True):
+        view = m[y : y + tile, x : x + tile]
+        np.maximum(view, np.float32(s), out=view)
+    return m[: shape[0], : shape[1]]
+
+
+def overlay(
+    gray: np.ndarray, scores: np.ndarray, pos: list[tuple[int, int]], tile: int,
+    threshold: float | None = None, label: str = "",
+) -> np.ndarray:
+    """BGR heat-map overlay of the tile scores, tiles at/above threshold boxed in red."""
+    import cv2
+
+    m = score_map(scores, pos, gray.shape, tile)
+    heat = cv2.applyColorMap(np.clip(m * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    base = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    out = cv2.addWeighted(base, 0.6, heat, 0.4, 0)
+    if threshold is not None:
+        for s, (y, x) in zip(scores, pos, strict=True):
+            if s >= threshold:
+                cv2.rectangle(out, (x, y), (x + tile - 1, y + tile - 1), (0, 0, 255), 1)
+    if label:
+        cv2.putText(out, label, (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+class InspectApp:
+    """PASS/FAIL per part: tiles -> model -> max tile score vs the bundle's threshold.
+
+    ``save_fails`` writes an annotated image (heat map, failing tiles boxed) per FAIL part;
+    ``reject`` is any object with ``blink(on_time, off_time, n, background)`` (a gpiozero
+    ``DigitalOutputDevice``) pulsed once per FAIL part to drive a reject gate.
+    """
+
+    name = "inspect"
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        variant: str | None = None,
+        threads: int | None = None,
+        *,
+        roi: tuple[int, int, int, int] | None = None,
+        save_fails: str | Path | None = None,
+        reject: Any = None,
+        pulse_s: float = 0.2,
+        threshold: float | None = None,
+    ) -> None:
+        self.bundle = bundle
+        self.cfg = TileConfig.from_config(bundle.config)
+        self.model = load_model(bundle, variant, threads=threads)
+        self.variant = variant or bundle.variant(None).name
+        per_variant = bundle.thresholds.get("per_variant") or {}
+        thr = threshold if threshold is not None else per_variant.get(self.variant, bundle.thresholds.get("decision"))
+        if thr is None:
+            raise ValueError(f"{bundle.path}: bundle has no thresholds.decision for inspection")
+        self.threshold = float(thr)
+        self.roi = roi
+        self.save_fails = Path(save_fails) if save_fails else None
+        if self.save_fails:
+            self.save_fails.mkdir(parents=True, exist_ok=True)
+        self.reject = reject
+        self.pulse_s = pulse_s
+        self.fails = 0
+
+    def preprocess(self, frame: Frame) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+        return prepare_part(frame.data, self.cfg, self.roi)
+
+    def infer(self, x: tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]) -> tuple[Any, ...]:
+        gray, tiles, pos = x
+        return gray, score_tiles(self.model, tiles), pos
+
+    def postprocess(self, frame: Frame, y: tuple[Any, ...]) -> dict[str, Any]:
+        gray, scores, pos = y
+        k = int(np.argmax(scores))
+        score = float(scores[k])
+        fail = score >= self.threshold
+        ty, tx = pos[k]
+        inv = 1.0 / self.cfg.scale
+        ox, oy = (self.roi[0], self.roi[1]) if self.roi else (0, 0)
+        event: dict[str, Any] = {
+            "ts": time.time(),
+            "app": self.name,
+            "kind": "part",
+            "decision": "FAIL" if fail else "PASS",
+            "score": round(score, 5),
+            "threshold": round(self.threshold, 5),
+            "tiles": len(pos),
+            # worst tile in original image pixels: where to look on the part
+            "worst_tile": [round(ox + tx * inv), round(oy + ty * inv),
+                           round(self.cfg.tile * inv), round(self.cfg.tile * inv)],
+            "variant": self.variant,
+            "path": frame.meta.get("path"),
+        }
+        if fail:
+            self.fails += 1
+            if self.reject is not None:
+                self.reject.blink(on_time=self.pulse_s, off_time=0.0, n=1, background=True)
+                event["reject_signal"] = True
+            if self.save_fails:
+                event["saved"] = str(self._save(frame, gray, scores, pos, score))
+        return event
+
+    def _save(self, frame: Frame, gray: np.ndarray, scores: np.ndarray, pos: list, score: float) -> Path:
+        import cv2
+
+        stem = Path(frame.meta["path"]).stem if frame.meta.get("path") else "frame"
+        path = self.save_fails / f"{frame.index:06d}_{stem}_FAIL.png"
+        img = overlay(gray, scores, pos, self.cfg.tile, self.threshold, f"FAIL {score:.3f}")
+        if not cv2.imwrite(str(path), img):
+            raise OSError(f"{path}: could not write the annotated FAIL image")
+        return path
+
+    def close(self) -> None:
+        self.model.close()
+        if self.reject is not None:
+            self.reject.close()
+
+
+def open_reject_pin(pin: int) -> Any:
+    """A gpiozero output for the reject gate; clear error when gpiozero is missing."""
+    try:
+        from gpiozero import DigitalOutputDevice
+    except ImportError:
+        raise ImportError("--gpio-pin needs gpiozero: pip install 'edgewise[pi]'") from None
+    return DigitalOutputDevice(pin, active_high=True, initial_value=False)
+
+
+def run_main(argv: list[str]) -> int:
+    p = run_parser(
+        "inspect",
+        "Inspect parts: tile each image at a fixed scale, score every tile, PASS/FAIL the part "
+        "against the bundle's threshold (chosen for a target recall on validation).",
+        "edgewise run inspect --bundle tiles.bundle --source parts/ --save-fails fails/ "
+        "--sqlite events.db --gpio-pin 17",
+    )
+    p.add_argument("--roi", help="region of interest x,y,w,h in source pixels")
+    p.add_argument("--save-fails", help="folder for annotated images of FAIL parts")
+    p.add_argument("--gpio-pin", type=int, help="BCM pin pulsed once per FAIL part (gpiozero)")
+    p.add_argument("--pulse", type=float, default=0.2, help="reject pulse length in seconds")
+    p.add_argument("--threshold", type=float, help="override the bundle's decision threshold")
+    a = p.parse_args(argv)
+    try:
+        roi = parse_roi(a.roi)
+    except ValueError as e:
+        p.error(str(e))
+    bundle = load_bundle(a.bundle)
+    reject = open_reject_pin(a.gpio_pin) if a.gpio_pin is not None else None
+    app = InspectApp(bundle, a.variant, a.threads, roi=roi, save_fails=a.save_fails,
+                     reject=reject, pulse_s=a.pulse, threshold=a.threshold)
+    try:
+        folder = Path(a.source).is_dir()
+        return run_app(app, a, **({"gray": True} if folder else {}))
+    finally:
+        app.close()
