@@ -56,8 +56,13 @@ def _test_items(bundle: Any, data: Path | None) -> list[tuple[Path, str]]:
 
 
 def bench_bundles(
-    bundles: list[str | Path], data: str | Path | None = None, *, threads: list[int] | None = None,
-    max_images: int = 60, repeats: int = 3, quiet: bool = False,
+    bundles: list[str | Path],
+    data: str | Path | None = None,
+    *,
+    threads: list[int] | None = None,
+    max_images: int = 60,
+    repeats: int = 3,
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """Accuracy on every test image and latency on ``max_images`` of them x ``repeats``."""
     threads = threads or [1, 2]
@@ -73,11 +78,17 @@ def bench_bundles(
         kinds = [k for _, k in items]
         per_variant_thr = b.thresholds.get("per_variant") or {}
         res: dict[str, Any] = {
-            "bundle": str(b.path), "mode": b.config.get("mode"), "tiling": tiling.as_dict(),
-            "test_images": len(items), "test_defective": int(y.sum()),
-            "tiles_per_image": {"mean": float(np.mean([len(t) for t in tiles])),
-                                "max": int(max(len(t) for t in tiles))},
-            "threshold_rule": b.thresholds.get("rule"), "variants": {},
+            "bundle": str(b.path),
+            "mode": b.config.get("mode"),
+            "tiling": tiling.as_dict(),
+            "test_images": len(items),
+            "test_defective": int(y.sum()),
+            "tiles_per_image": {
+                "mean": float(np.mean([len(t) for t in tiles])),
+                "max": int(max(len(t) for t in tiles)),
+            },
+            "threshold_rule": b.thresholds.get("rule"),
+            "variants": {},
         }
         lat_idx = np.linspace(0, len(tiles) - 1, min(max_images, len(tiles))).astype(int)
         for name in [v for v in VARIANTS if v in b.variants]:
@@ -86,15 +97,22 @@ def bench_bundles(
             s = np.array([score_tiles(m, t).max() for t in tiles])
             m.close()
             pred = s >= thr
-            tp, fp, fn = int((pred & (y == 1)).sum()), int((pred & (y == 0)).sum()), int((~pred & (y == 1)).sum())
+            tp, fp, fn = (
+                int((pred & (y == 1)).sum()),
+                int((pred & (y == 0)).sum()),
+                int((~pred & (y == 1)).sum()),
+            )
             row: dict[str, Any] = {
                 "auroc": auroc(s, y),
                 "threshold": thr,
                 "recall": tp / max(tp + fn, 1),
                 "precision": tp / (tp + fp) if tp + fp else None,
                 "false_alarm_rate": fp / max(int((y == 0).sum()), 1),
-                "recall_per_kind": {k: float((pred[[i for i, kk in enumerate(kinds) if kk == k]]).mean())
-                                    for k in sorted(set(kinds)) if k != "good"},
+                "recall_per_kind": {
+                    k: float((pred[[i for i, kk in enumerate(kinds) if kk == k]]).mean())
+                    for k in sorted(set(kinds))
+                    if k != "good"
+                },
                 "latency": {},
             }
             for t in threads:
@@ -109,16 +127,25 @@ def bench_bundles(
                         times.append(time.perf_counter() - t0)
                 m.close()
                 pc = percentiles(times)
-                row["latency"][str(t)] = {"p50_ms": pc["p50_ms"], "p99_ms": pc["p99_ms"],
-                                          "mean_ms": pc["mean_ms"], "n": pc["n"]}
-                log(f"bench inspect {Path(b.path).name} {name} threads={t}: full image p50 "
-                    f"{pc['p50_ms']:.1f} ms p99 {pc['p99_ms']:.1f} ms", quiet=quiet)
+                row["latency"][str(t)] = {
+                    "p50_ms": pc["p50_ms"],
+                    "p99_ms": pc["p99_ms"],
+                    "mean_ms": pc["mean_ms"],
+                    "n": pc["n"],
+                }
+                log(
+                    f"bench inspect {Path(b.path).name} {name} threads={t}: full image p50 "
+                    f"{pc['p50_ms']:.1f} ms p99 {pc['p99_ms']:.1f} ms",
+                    quiet=quiet,
+                )
             res["variants"][name] = row
         v = res["variants"]
         if "tflite_int8" in v and "tflite_float32" in v:
             res["int8_auroc_delta"] = v["tflite_int8"]["auroc"] - v["tflite_float32"]["auroc"]
-            res["int8_speedup"] = {t: v["tflite_float32"]["latency"][t]["mean_ms"] / v["tflite_int8"]["latency"][t]["mean_ms"]
-                                   for t in v["tflite_int8"]["latency"]}
+            res["int8_speedup"] = {
+                t: v["tflite_float32"]["latency"][t]["mean_ms"] / v["tflite_int8"]["latency"][t]["mean_ms"]
+                for t in v["tflite_int8"]["latency"]
+            }
         res["targets"] = _targets(res)
         out["bundles"].append(res)
     return out
@@ -131,8 +158,11 @@ def _targets(res: dict[str, Any]) -> dict[str, Any]:
     i8 = v.get("tflite_int8")
     if i8 and res["mode"] == "supervised":
         t["int8_auroc>=0.97"] = {"value": i8["auroc"], "met": i8["auroc"] >= TARGETS["supervised_int8_auroc"]}
-        t["int8_recall>=0.98"] = {"value": i8["recall"], "precision": i8["precision"],
-                                  "met": i8["recall"] >= TARGETS["supervised_int8_recall"]}
+        t["int8_recall>=0.98"] = {
+            "value": i8["recall"],
+            "precision": i8["precision"],
+            "met": i8["recall"] >= TARGETS["supervised_int8_recall"],
+        }
     if i8 and res["mode"] == "good-only":
         t["int8_auroc>=0.90"] = {"value": i8["auroc"], "met": i8["auroc"] >= TARGETS["good_only_auroc"]}
     if "int8_auroc_delta" in res:
@@ -149,8 +179,11 @@ def _f(x: Any, nd: int = 4) -> str:
 
 def bench_markdown(result: dict[str, Any]) -> str:
     h = result["host"]
-    lines = [f"Host: {h['machine']}, {h['cpu']}, {h['cores']} cores; threads {result['threads']}"
-             + (" (EMULATED)" if h.get("emulated") else ""), ""]
+    lines = [
+        f"Host: {h['machine']}, {h['cpu']}, {h['cores']} cores; threads {result['threads']}"
+        + (" (EMULATED)" if h.get("emulated") else ""),
+        "",
+    ]
     for r in result["bundles"]:
         lines += [
             f"### {r['mode']} — {Path(r['bundle']).name}",
@@ -159,21 +192,28 @@ def bench_markdown(result: dict[str, Any]) -> str:
             f"{r['tiles_per_image']['max']}); threshold rule: {r['threshold_rule']}",
             "",
             "| variant | image AUROC | threshold | recall | precision | false alarms | "
-            + " | ".join(f"p50 ms @{t}t | p99 ms @{t}t" for t in result["threads"]) + " |",
+            + " | ".join(f"p50 ms @{t}t | p99 ms @{t}t" for t in result["threads"])
+            + " |",
             "|---|---|---|---|---|---|" + "---|---|" * len(result["threads"]),
         ]
         for name, v in r["variants"].items():
-            lat = " | ".join(f"{_f(v['latency'][str(t)]['p50_ms'], 2)} | {_f(v['latency'][str(t)]['p99_ms'], 2)}"
-                             for t in result["threads"])
-            lines.append(f"| {name} | {_f(v['auroc'])} | {_f(v['threshold'])} | {_f(v['recall'], 3)} | "
-                         f"{_f(v['precision'], 3)} | {_f(v['false_alarm_rate'], 3)} | {lat} |")
+            lat = " | ".join(
+                f"{_f(v['latency'][str(t)]['p50_ms'], 2)} | {_f(v['latency'][str(t)]['p99_ms'], 2)}"
+                for t in result["threads"]
+            )
+            lines.append(
+                f"| {name} | {_f(v['auroc'])} | {_f(v['threshold'])} | {_f(v['recall'], 3)} | "
+                f"{_f(v['precision'], 3)} | {_f(v['false_alarm_rate'], 3)} | {lat} |"
+            )
         if "tflite_int8" in r["variants"]:
             pk = r["variants"]["tflite_int8"]["recall_per_kind"]
             lines.append("")
             lines.append("int8 recall per kind: " + ", ".join(f"{k} {v:.2f}" for k, v in pk.items()))
         if "int8_auroc_delta" in r:
-            lines.append(f"int8 - float32 AUROC: {r['int8_auroc_delta']:+.4f}; int8 speed-up (mean full "
-                         "image): " + ", ".join(f"{t} thread(s) {s:.2f}x" for t, s in r["int8_speedup"].items()))
+            lines.append(
+                f"int8 - float32 AUROC: {r['int8_auroc_delta']:+.4f}; int8 speed-up (mean full "
+                "image): " + ", ".join(f"{t} thread(s) {s:.2f}x" for t, s in r["int8_speedup"].items())
+            )
         lines.append("")
         lines.append("| target | value | met |")
         lines.append("|---|---|---|")
@@ -205,8 +245,9 @@ def bench_main(argv: list[str]) -> int:
         threads = [int(t) for t in a.threads.split(",") if t.strip()]
     except ValueError:
         p.error(f"--threads must be comma-separated integers, got '{a.threads}'")
-    res = bench_bundles(a.bundle, a.data, threads=threads, max_images=a.max_images, repeats=a.repeats,
-                        quiet=a.quiet)
+    res = bench_bundles(
+        a.bundle, a.data, threads=threads, max_images=a.max_images, repeats=a.repeats, quiet=a.quiet
+    )
     md = bench_markdown(res)
     print(md)
     if a.out:

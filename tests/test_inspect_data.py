@@ -21,7 +21,12 @@ from edgewise.train.data.magnetic_tile import (
 def test_magnetic_tile_loader_finds_every_image_kind_and_mask(data_dir: Path) -> None:
     samples = load_magnetic_tile(data_dir)  # the datasets root works, not only the folder itself
     assert describe(samples) == {
-        "good": 952, "blowhole": 115, "break": 85, "crack": 57, "fray": 32, "uneven": 103,
+        "good": 952,
+        "blowhole": 115,
+        "break": 85,
+        "crack": 57,
+        "fray": 32,
+        "uneven": 103,
     }
     assert all(s.mask is not None for s in samples if s.label == 1)
     assert all(s.mask is None for s in samples if s.label == 0)
@@ -77,7 +82,9 @@ def test_folder_layout_errors_name_the_problem(tmp_path: Path) -> None:
         load_folder_dataset(tmp_path)
     _img(tmp_path / "good" / "a.jpg")
     (tmp_path / "defect").mkdir()
-    with pytest.raises(ValueError, match=r"need images in both good/ and defect/ \(found 1 good, 0 defective\)"):
+    with pytest.raises(
+        ValueError, match=r"need images in both good/ and defect/ \(found 1 good, 0 defective\)"
+    ):
         load_folder_dataset(tmp_path)
     with pytest.raises(ValueError, match="no such data folder"):
         load_inspection_dataset(tmp_path / "missing")

@@ -94,5 +94,7 @@ def test_operating_point_without_defects_falls_back_to_false_alarm_rate() -> Non
 
 
 def test_recall_per_kind_counts_each_defect_kind_separately() -> None:
-    r = recall_per_kind(np.array([0.1, 0.9, 0.8, 0.2, 0.7]), ["good", "crack", "crack", "blowhole", "good"], 0.5)
+    r = recall_per_kind(
+        np.array([0.1, 0.9, 0.8, 0.2, 0.7]), ["good", "crack", "crack", "blowhole", "good"], 0.5
+    )
     assert r == {"good": 0.5, "blowhole": 0.0, "crack": 1.0}

@@ -134,8 +134,11 @@ def _pad(img: np.ndarray, t: int) -> np.ndarray:
 
 
 def sample_crops(
-    images: list[tuple[np.ndarray, np.ndarray, int]], cfg: InspectConfig, rng: np.random.Generator,
-    defect_crops: int | None = None, good_crops: int | None = None,
+    images: list[tuple[np.ndarray, np.ndarray, int]],
+    cfg: InspectConfig,
+    rng: np.random.Generator,
+    defect_crops: int | None = None,
+    good_crops: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fixed-size uint8 crops and labels: centred (with jitter) on defect pixels, or random
     crops of regions without defect pixels (from good parts and from defect-free regions
@@ -189,7 +192,9 @@ def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip((out - m) * a + m + b, 0, 1)[..., None]
 
 
-def synthetic_defect(tile: np.ndarray, rng: np.random.Generator, donor: np.ndarray | None = None) -> np.ndarray:
+def synthetic_defect(
+    tile: np.ndarray, rng: np.random.Generator, donor: np.ndarray | None = None
+) -> np.ndarray:
     """A good uint8 tile with one synthetic defect: cut-paste patch, blob, scratch or blotch.
 
     Used by good-only mode (the model learns "anything unlike a good surface") and by the
@@ -239,7 +244,9 @@ def synthetic_defect(tile: np.ndarray, rng: np.random.Generator, donor: np.ndarr
 
 
 def _good_only_crops(
-    images: list[tuple[np.ndarray, np.ndarray, int]], cfg: InspectConfig, rng: np.random.Generator,
+    images: list[tuple[np.ndarray, np.ndarray, int]],
+    cfg: InspectConfig,
+    rng: np.random.Generator,
     per_image: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Good crops (label 0) and the same number with a synthetic defect (label 1)."""
@@ -258,10 +265,14 @@ def tile_sets(samples: list[Sample], tiling: TileConfig) -> list[np.ndarray]:
     return [prepare_part(read_image(s.path, gray=True), tiling)[1] for s in samples]
 
 
-def image_scores(model_fn: Any, tiles: list[np.ndarray], batch: int = 512) -> tuple[np.ndarray, list[np.ndarray]]:
+def image_scores(
+    model_fn: Any, tiles: list[np.ndarray], batch: int = 512
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Image score (max tile score) and the tile scores of every image, in one batched pass."""
     flat = np.concatenate(tiles)
-    s = np.concatenate([np.asarray(model_fn(flat[i : i + batch])).reshape(-1) for i in range(0, len(flat), batch)])
+    s = np.concatenate(
+        [np.asarray(model_fn(flat[i : i + batch])).reshape(-1) for i in range(0, len(flat), batch)]
+    )
     per, k = [], 0
     for t in tiles:
         per.append(s[k : k + len(t)])
@@ -289,7 +300,10 @@ def operating_point(scores: np.ndarray, labels: np.ndarray, recall: float) -> di
         "recall": tp / max(tp + fn, 1) if labels.any() else None,
         "precision": tp / max(tp + fp, 1) if (tp + fp) else None,
         "false_alarm_rate": fp / max(fp + tn, 1),
-        "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
     }
 
 
@@ -322,7 +336,9 @@ def _limit(split: dict[str, list[Sample]], n: int | None) -> dict[str, list[Samp
     return out
 
 
-def train_inspect(data: str | Path, out: str | Path, cfg: InspectConfig, quiet: bool = False) -> dict[str, Any]:
+def train_inspect(
+    data: str | Path, out: str | Path, cfg: InspectConfig, quiet: bool = False
+) -> dict[str, Any]:
     """Train, convert, choose the operating point, write the report; returns the metrics."""
     from edgewise.converters import ConversionSpec, build_bundle
     from edgewise.converters.parity import Decider
@@ -333,8 +349,11 @@ def train_inspect(data: str | Path, out: str | Path, cfg: InspectConfig, quiet: 
     keras = tf_setup(cfg.seed, threads=cfg.threads)
     samples = load_inspection_dataset(data)
     split = _limit(split_samples(samples, cfg.seed), cfg.limit)
-    log(f"inspect[{cfg.mode}]: data {describe(samples)}; split train/val/test = "
-        f"{len(split['train'])}/{len(split['val'])}/{len(split['test'])} (seed {cfg.seed})", quiet=quiet)
+    log(
+        f"inspect[{cfg.mode}]: data {describe(samples)}; split train/val/test = "
+        f"{len(split['train'])}/{len(split['val'])}/{len(split['test'])} (seed {cfg.seed})",
+        quiet=quiet,
+    )
     tiling = cfg.tiling
     rng = np.random.default_rng(cfg.seed)
     train_imgs = _load_images(split["train"], cfg.scale)
@@ -346,11 +365,16 @@ def train_inspect(data: str | Path, out: str | Path, cfg: InspectConfig, quiet: 
     model = build_model(keras, cfg.tile, cfg.width)
     if cfg.weights:
         if cfg.weights == "imagenet":
-            raise ValueError("--weights imagenet: no ImageNet weights exist for this grey-scale tile "
-                             "network; pass a .weights.h5/.keras file trained for it, or train from scratch")
+            raise ValueError(
+                "--weights imagenet: no ImageNet weights exist for this grey-scale tile "
+                "network; pass a .weights.h5/.keras file trained for it, or train from scratch"
+            )
         model.load_weights(cfg.weights)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss="binary_crossentropy",
-                  metrics=[keras.metrics.BinaryAccuracy(name="acc")])
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.lr),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.BinaryAccuracy(name="acc")],
+    )
     # fixed validation crops for the learning curves (tile level)
     vrng = np.random.default_rng(cfg.seed + 1)
     val_imgs = _load_images(val_s, cfg.scale)
@@ -375,13 +399,23 @@ def train_inspect(data: str | Path, out: str | Path, cfg: InspectConfig, quiet: 
         n1 = max(float(y.sum()), 1.0)
         n0 = max(float(len(y) - y.sum()), 1.0)
         cw = {0: len(y) / (2 * n0), 1: len(y) / (2 * n1)}  # class-weighted loss
-        h = model.fit(augment(x, rng), y, batch_size=cfg.batch, epochs=1, verbose=0, class_weight=cw,
-                      validation_data=(xv, yv), shuffle=True)
+        h = model.fit(
+            augment(x, rng),
+            y,
+            batch_size=cfg.batch,
+            epochs=1,
+            verbose=0,
+            class_weight=cw,
+            validation_data=(xv, yv),
+            shuffle=True,
+        )
         for k in ("loss", "acc", "val_loss", "val_acc"):
             history[k].append(float(h.history[k][0]))
-        msg = (f"inspect[{cfg.mode}] epoch {ep + 1}/{cfg.epochs} crops={len(y)} (defect {int(n1)}) "
-               f"loss={history['loss'][-1]:.4f} acc={history['acc'][-1]:.3f} "
-               f"val_loss={history['val_loss'][-1]:.4f}")
+        msg = (
+            f"inspect[{cfg.mode}] epoch {ep + 1}/{cfg.epochs} crops={len(y)} (defect {int(n1)}) "
+            f"loss={history['loss'][-1]:.4f} acc={history['acc'][-1]:.3f} "
+            f"val_loss={history['val_loss'][-1]:.4f}"
+        )
         if cfg.mode == "supervised":
             s, _ = image_scores(lambda b: model(b, training=False).numpy(), val_tiles)
             a = auroc(s, y_val)
@@ -413,24 +447,46 @@ def train_inspect(data: str | Path, out: str | Path, cfg: InspectConfig, quiet: 
         name=f"inspect-{cfg.mode}",
         task="anomaly" if cfg.mode == "good-only" else "defect-detection",
         app="inspect",
-        input={"layout": "NHWC", "color": "gray", "normalization": {"scale": 1 / 255, "offset": 0},
-               "tile": cfg.tile},
-        output={"meaning": "P(defect) per tile" if cfg.mode == "supervised"
-                else "anomaly score per tile (good vs synthetic defect classifier)", "kind": "score"},
+        input={
+            "layout": "NHWC",
+            "color": "gray",
+            "normalization": {"scale": 1 / 255, "offset": 0},
+            "tile": cfg.tile,
+        },
+        output={
+            "meaning": "P(defect) per tile"
+            if cfg.mode == "supervised"
+            else "anomaly score per tile (good vs synthetic defect classifier)",
+            "kind": "score",
+        },
         labels=["good", "defect"],
         config={
             "tiling": tiling.as_dict(),
             "image_score": "max over tiles",
             "mode": cfg.mode,
             "train": {k: v for k, v in asdict(cfg).items() if k not in ("variants",)},
-            "split": {"seed": cfg.seed, "fractions": [0.6, 0.2, 0.2], "stratified_by": "kind",
-                      "file": "report/split.json", "counts": {p: describe(v) for p, v in split.items()}},
+            "split": {
+                "seed": cfg.seed,
+                "fractions": [0.6, 0.2, 0.2],
+                "stratified_by": "kind",
+                "file": "report/split.json",
+                "counts": {p: describe(v) for p, v in split.items()},
+            },
             "dataset": str(Path(data).name),
         },
         decider=Decider(kind="threshold", score="last", threshold=0.5),
     )
-    res = build_bundle(model, out, spec, calib_x=xc, eval_x=xv[ev], eval_y=yv[ev],
-                       variants=cfg.variants, threads=cfg.threads, quiet=quiet)
+    res = build_bundle(
+        model,
+        out,
+        spec,
+        calib_x=xc,
+        eval_x=xv[ev],
+        eval_y=yv[ev],
+        variants=cfg.variants,
+        threads=cfg.threads,
+        quiet=quiet,
+    )
 
     from edgewise.edge.backends import load_model
     from edgewise.edge.bundle import load_bundle
@@ -460,18 +516,26 @@ def train_inspect(data: str | Path, out: str | Path, cfg: InspectConfig, quiet: 
         "train_seconds": round(train_s, 1),
         "val_tile_auroc_keras": val_tile_auroc,
         "val_image_auroc": {n: auroc(v["val"], y_val) for n, v in variant_scores.items()},
-        "test_image_auroc": {"keras": auroc(k_test, y_test),
-                             **{n: auroc(v["test"], y_test) for n, v in variant_scores.items()}},
+        "test_image_auroc": {
+            "keras": auroc(k_test, y_test),
+            **{n: auroc(v["test"], y_test) for n, v in variant_scores.items()},
+        },
         "operating_point_val": op,
         "test_at_threshold": test_op,
         "recall_per_kind_test": recall_per_kind(st, kinds_test, thr),
         "history": history,
     }
-    thresholds = {"decision": thr, "target_recall": cfg.recall, "rule": op["rule"],
-                  "val_precision": op["precision"], "val_recall": op["recall"],
-                  "per_variant": {n: v["threshold"] for n, v in per_variant.items()}}
-    files = _report_files(cfg, history, split, metrics, k_test, variant_scores, y_test, test_s, test_tiles,
-                          thr, deployed)
+    thresholds = {
+        "decision": thr,
+        "target_recall": cfg.recall,
+        "rule": op["rule"],
+        "val_precision": op["precision"],
+        "val_recall": op["recall"],
+        "per_variant": {n: v["threshold"] for n, v in per_variant.items()},
+    }
+    files = _report_files(
+        cfg, history, split, metrics, k_test, variant_scores, y_test, test_s, test_tiles, thr, deployed
+    )
     from edgewise.converters.package import add_report
     from edgewise.edge.bundle import reopen
 
@@ -480,11 +544,17 @@ def train_inspect(data: str | Path, out: str | Path, cfg: InspectConfig, quiet: 
     w.meta["thresholds"] = thresholds
     w.meta["evaluation"]["threshold"] = 0.5  # tile-level parity decisions (bundle eval set)
     w.finish()
-    log(f"inspect[{cfg.mode}]: test image AUROC {metrics['test_image_auroc']}; at threshold "
+    log(
+        f"inspect[{cfg.mode}]: test image AUROC {metrics['test_image_auroc']}; at threshold "
         f"{thr:.4f} ({deployed}, {op['rule']} on validation): test recall {test_op['recall']:.3f} "
-        f"precision {test_op['precision'] if test_op['precision'] is None else round(test_op['precision'], 3)}",
-        quiet=quiet)
+        f"precision {_f3(test_op['precision'])}",
+        quiet=quiet,
+    )
     return metrics
+
+
+def _f3(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
 
 
 def _at(scores: np.ndarray, labels: np.ndarray, thr: float) -> dict[str, Any]:
@@ -492,8 +562,16 @@ def _at(scores: np.ndarray, labels: np.ndarray, thr: float) -> dict[str, Any]:
     pred = np.asarray(scores) >= thr
     tp, fp = int((pred & labels).sum()), int((pred & ~labels).sum())
     fn, tn = int((~pred & labels).sum()), int((~pred & ~labels).sum())
-    return {"threshold": thr, "recall": tp / max(tp + fn, 1), "precision": tp / (tp + fp) if tp + fp else None,
-            "false_alarm_rate": fp / max(fp + tn, 1), "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+    return {
+        "threshold": thr,
+        "recall": tp / max(tp + fn, 1),
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "false_alarm_rate": fp / max(fp + tn, 1),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+    }
 
 
 # ---------------------------------------------------------------------------- report
@@ -539,16 +617,26 @@ def montage(images: list[np.ndarray], cell: int = 160, cols: int = 6) -> np.ndar
     out = np.zeros((rows * cell, min(cols, len(images)) * cell, 3), np.uint8)
     for i, im in enumerate(images):
         f = cell / max(im.shape[:2])
-        r = cv2.resize(im, (max(1, int(im.shape[1] * f)), max(1, int(im.shape[0] * f))), interpolation=cv2.INTER_AREA)
+        r = cv2.resize(
+            im, (max(1, int(im.shape[1] * f)), max(1, int(im.shape[0] * f))), interpolation=cv2.INTER_AREA
+        )
         y, x = (i // cols) * cell, (i % cols) * cell
         out[y : y + r.shape[0], x : x + r.shape[1]] = r
     return out
 
 
 def _report_files(
-    cfg: InspectConfig, history: dict, split: dict[str, list[Sample]], metrics: dict, k_test: np.ndarray,
-    variant_scores: dict, y_test: np.ndarray, test_s: list[Sample], test_tiles: list[np.ndarray],
-    thr: float, deployed: str,
+    cfg: InspectConfig,
+    history: dict,
+    split: dict[str, list[Sample]],
+    metrics: dict,
+    k_test: np.ndarray,
+    variant_scores: dict,
+    y_test: np.ndarray,
+    test_s: list[Sample],
+    test_tiles: list[np.ndarray],
+    thr: float,
+    deployed: str,
 ) -> dict[str, bytes]:
     from . import report as R
 
@@ -557,38 +645,56 @@ def _report_files(
     tile_scores = variant_scores[deployed]["test_tiles"]
     files: dict[str, bytes] = {}
     files["report/learning_curves.png"] = _fig_bytes(
-        R.plot_learning_curves, history, title=f"inspect {cfg.mode}: tile loss/accuracy, val image AUROC")
+        R.plot_learning_curves, history, title=f"inspect {cfg.mode}: tile loss/accuracy, val image AUROC"
+    )
     files["report/confusion.png"] = _fig_bytes(
-        R.plot_confusion, y_test, (st >= thr).astype(int), ["good", "defect"],
-        title=f"test split, {deployed}, threshold {thr:.3f}")
+        R.plot_confusion,
+        y_test,
+        (st >= thr).astype(int),
+        ["good", "defect"],
+        title=f"test split, {deployed}, threshold {thr:.3f}",
+    )
     curves = {"keras": (k_test, y_test), **{n: (v["test"], y_test) for n, v in variant_scores.items()}}
     files["report/roc.png"] = _fig_bytes(R.plot_roc, curves, title="image-level ROC (test split)")
     files["report/pr.png"] = _fig_bytes(R.plot_pr, curves, title="image-level precision-recall (test split)")
     kinds = [s.kind for s in test_s]
     files["report/score_histogram.png"] = _fig_bytes(
-        R.plot_score_histogram, {k: st[[i for i, kk in enumerate(kinds) if kk == k]] for k in sorted(set(kinds))},
-        threshold=thr, title=f"image scores per kind (test, {deployed})")
+        R.plot_score_histogram,
+        {k: st[[i for i, kk in enumerate(kinds) if kk == k]] for k in sorted(set(kinds))},
+        threshold=thr,
+        title=f"image scores per kind (test, {deployed})",
+    )
     files["report/recall_per_kind.png"] = _recall_plot(metrics["recall_per_kind_test"])
     # worst mistakes: highest-scoring good parts and lowest-scoring defective parts
     order_fp = [i for i in np.argsort(-st) if y_test[i] == 0][:6]
     order_fn = [i for i in np.argsort(st) if y_test[i] == 1][:6]
     cells = [_annotated(test_s[i], tile_scores[i], tiling, thr, f"good {st[i]:.2f}") for i in order_fp]
-    cells += [_annotated(test_s[i], tile_scores[i], tiling, thr, f"{test_s[i].kind} {st[i]:.2f}") for i in order_fn]
+    cells += [
+        _annotated(test_s[i], tile_scores[i], tiling, thr, f"{test_s[i].kind} {st[i]:.2f}") for i in order_fn
+    ]
     files["report/worst_mistakes.png"] = _png(montage(cells, cols=6))
     # heat-map overlays: two test parts of every kind (green = ground-truth mask)
     for k in sorted(set(kinds)):
         for j, i in enumerate([i for i, kk in enumerate(kinds) if kk == k][:2]):
             files[f"report/overlays/{k}_{j}.png"] = _png(
-                _annotated(test_s[i], tile_scores[i], tiling, thr, f"{k} {st[i]:.2f}"))
+                _annotated(test_s[i], tile_scores[i], tiling, thr, f"{k} {st[i]:.2f}")
+            )
     files["report/split.json"] = json.dumps(
-        {p: [{"path": str(s.path), "kind": s.kind} for s in v] for p, v in split.items()}, indent=1).encode()
+        {p: [{"path": str(s.path), "kind": s.kind} for s in v] for p, v in split.items()}, indent=1
+    ).encode()
     figures = {
-        "learning_curves": "report/learning_curves.png", "confusion": "report/confusion.png",
-        "roc": "report/roc.png", "pr": "report/pr.png", "score_histogram": "report/score_histogram.png",
-        "recall_per_kind": "report/recall_per_kind.png", "worst_mistakes": "report/worst_mistakes.png",
+        "learning_curves": "report/learning_curves.png",
+        "confusion": "report/confusion.png",
+        "roc": "report/roc.png",
+        "pr": "report/pr.png",
+        "score_histogram": "report/score_histogram.png",
+        "recall_per_kind": "report/recall_per_kind.png",
+        "worst_mistakes": "report/worst_mistakes.png",
         "overlays": sorted(k for k in files if k.startswith("report/overlays/")),
     }
-    files["report/metrics.json"] = json.dumps({**metrics, "figures": figures}, indent=2, default=float).encode()
+    files["report/metrics.json"] = json.dumps(
+        {**metrics, "figures": figures}, indent=2, default=float
+    ).encode()
     return files
 
 
@@ -598,7 +704,9 @@ def _recall_plot(per_kind: dict[str, float]) -> bytes:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     names = list(per_kind)
-    ax.bar(names, [per_kind[n] for n in names], color=["tab:green" if n == GOOD else "tab:red" for n in names])
+    ax.bar(
+        names, [per_kind[n] for n in names], color=["tab:green" if n == GOOD else "tab:red" for n in names]
+    )
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("recall (good: share passed)")
     ax.set_title("recall per defect kind (test split, bundle threshold)")
@@ -675,8 +783,11 @@ def demo(out_dir: Path, data: Path | None, quiet: bool) -> dict[str, Any]:
         cfg = InspectConfig(mode="supervised", epochs=8)
     else:
         src = make_synthetic_dataset(out_dir / "synthetic_tiles")
-        log(f"inspect demo: no magnetic-tile data: SYNTHETIC parts in {src} (figures say nothing "
-            "about real parts)", quiet=False)
+        log(
+            f"inspect demo: no magnetic-tile data: SYNTHETIC parts in {src} (figures say nothing "
+            "about real parts)",
+            quiet=False,
+        )
         cfg = InspectConfig(mode="supervised", epochs=6, scale=1.0)
     bundle_dir = out_dir / ("inspect_supervised.bundle" if real else "inspect_synthetic.bundle")
     if bundle_dir.exists():
@@ -697,15 +808,22 @@ def demo(out_dir: Path, data: Path | None, quiet: bool) -> dict[str, Any]:
     for i, e in enumerate(split["test"][:30]):
         cv2.imwrite(str(imgs / f"{i:03d}_{e['kind']}.png"), read_image(e["path"], gray=True))
     app = InspectApp(bundle, "tflite_int8", threads=2, save_fails=out_dir / "fails")
-    stats = Runner(app, [JsonLinesSink(out_dir / "inspect_events.jsonl"),
-                         SQLiteSink(out_dir / "inspect_events.db")]).run(_gray_folder(imgs))
+    stats = Runner(
+        app, [JsonLinesSink(out_dir / "inspect_events.jsonl"), SQLiteSink(out_dir / "inspect_events.db")]
+    ).run(_gray_folder(imgs))
     app.close()
     s = stats.summary()
-    log(f"inspect edge loop: {s['frames']} parts, {app.fails} FAIL, end-to-end p50 "
-        f"{s['end_to_end'].get('p50_ms', float('nan')):.1f} ms -> {out_dir / 'inspect_events.jsonl'}", quiet=False)
-    return {"data": "real magnetic tile" if real else "SYNTHETIC", "metrics": {
-        k: metrics[k] for k in ("test_image_auroc", "operating_point_val", "test_at_threshold")}, "bench": bench,
-        "run": s}
+    log(
+        f"inspect edge loop: {s['frames']} parts, {app.fails} FAIL, end-to-end p50 "
+        f"{s['end_to_end'].get('p50_ms', float('nan')):.1f} ms -> {out_dir / 'inspect_events.jsonl'}",
+        quiet=False,
+    )
+    return {
+        "data": "real magnetic tile" if real else "SYNTHETIC",
+        "metrics": {k: metrics[k] for k in ("test_image_auroc", "operating_point_val", "test_at_threshold")},
+        "bench": bench,
+        "run": s,
+    }
 
 
 def _gray_folder(path: Path) -> Any:
@@ -723,8 +841,11 @@ def train_main(argv: list[str]) -> int:
         "--mode supervised --out mt_supervised.bundle",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--data", help="magnetic-tile folder or good/ + defect/ folder (default: "
-                   "$EDGEWISE_DATA/inspection/magnetic_tile)")
+    p.add_argument(
+        "--data",
+        help="magnetic-tile folder or good/ + defect/ folder (default: "
+        "$EDGEWISE_DATA/inspection/magnetic_tile)",
+    )
     p.add_argument("--mode", choices=MODES, default="supervised")
     p.add_argument("--out", required=True, help="bundle directory")
     p.add_argument("--weights", help="initial weights: a .weights.h5 file for this network, or 'imagenet'")
@@ -751,15 +872,35 @@ def train_main(argv: list[str]) -> int:
         data = root / "inspection" / "magnetic_tile"
     try:
         cfg = InspectConfig(
-            mode=a.mode, tile=a.tile, stride=a.stride, scale=a.scale, width=a.width,
-            epochs=a.epochs or (30 if a.mode == "supervised" else 25), recall=a.recall, seed=a.seed,
-            threads=a.threads, limit=a.limit, weights=a.weights,
+            mode=a.mode,
+            tile=a.tile,
+            stride=a.stride,
+            scale=a.scale,
+            width=a.width,
+            epochs=a.epochs or (30 if a.mode == "supervised" else 25),
+            recall=a.recall,
+            seed=a.seed,
+            threads=a.threads,
+            limit=a.limit,
+            weights=a.weights,
             variants=(None if a.all_variants else ["tflite_float32", "tflite_int8"]),  # type: ignore[arg-type]
         )
         cfg.tiling  # noqa: B018 - validates tile/stride/scale
         m = train_inspect(data, a.out, cfg, quiet=a.quiet)
     except ValueError as e:
         p.exit(2, f"edgewise train inspect: error: {e}\n")
-    print(json.dumps({k: m[k] for k in ("test_image_auroc", "operating_point_val", "test_at_threshold",
-                                        "recall_per_kind_test")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: m[k]
+                for k in (
+                    "test_image_auroc",
+                    "operating_point_val",
+                    "test_at_threshold",
+                    "recall_per_kind_test",
+                )
+            },
+            indent=2,
+        )
+    )
     return 0

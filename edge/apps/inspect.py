@@ -72,8 +72,9 @@ class TileConfig:
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> TileConfig:
         t = cfg.get("tiling") or {}
-        return cls(tile=int(t.get("tile", 64)), stride=int(t.get("stride", 32)),
-                   scale=float(t.get("scale", 1.0)))
+        return cls(
+            tile=int(t.get("tile", 64)), stride=int(t.get("stride", 32)), scale=float(t.get("scale", 1.0))
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {"tile": self.tile, "stride": self.stride, "scale": self.scale}
@@ -183,7 +184,9 @@ def score_tiles(model: Any, x: np.ndarray, batch: int = 256) -> np.ndarray:
     return y[:, -1].astype(np.float64)
 
 
-def score_map(scores: np.ndarray, pos: list[tuple[int, int]], shape: tuple[int, int], tile: int) -> np.ndarray:
+def score_map(
+    scores: np.ndarray, pos: list[tuple[int, int]], shape: tuple[int, int], tile: int
+) -> np.ndarray:
     """Per-pixel map: the max score of the tiles covering each pixel (the anomaly map)."""
     h, w = max(shape[0], tile), max(shape[1], tile)
     m = np.zeros((h, w), np.float32)
@@ -194,8 +197,12 @@ def score_map(scores: np.ndarray, pos: list[tuple[int, int]], shape: tuple[int, 
 
 
 def overlay(
-    gray: np.ndarray, scores: np.ndarray, pos: list[tuple[int, int]], tile: int,
-    threshold: float | None = None, label: str = "",
+    gray: np.ndarray,
+    scores: np.ndarray,
+    pos: list[tuple[int, int]],
+    tile: int,
+    threshold: float | None = None,
+    label: str = "",
 ) -> np.ndarray:
     """BGR heat-map overlay of the tile scores, tiles at/above threshold boxed in red."""
     import cv2
@@ -240,7 +247,11 @@ class InspectApp:
         self.model = load_model(bundle, variant, threads=threads)
         self.variant = variant or bundle.variant(None).name
         per_variant = bundle.thresholds.get("per_variant") or {}
-        thr = threshold if threshold is not None else per_variant.get(self.variant, bundle.thresholds.get("decision"))
+        thr = (
+            threshold
+            if threshold is not None
+            else per_variant.get(self.variant, bundle.thresholds.get("decision"))
+        )
         if thr is None:
             raise ValueError(f"{bundle.path}: bundle has no thresholds.decision for inspection")
         self.threshold = float(thr)
@@ -276,8 +287,12 @@ class InspectApp:
             "threshold": round(self.threshold, 5),
             "tiles": len(pos),
             # worst tile in original image pixels: where to look on the part
-            "worst_tile": [round(ox + tx * inv), round(oy + ty * inv),
-                           round(self.cfg.tile * inv), round(self.cfg.tile * inv)],
+            "worst_tile": [
+                round(ox + tx * inv),
+                round(oy + ty * inv),
+                round(self.cfg.tile * inv),
+                round(self.cfg.tile * inv),
+            ],
             "variant": self.variant,
             "path": frame.meta.get("path"),
         }
@@ -335,8 +350,16 @@ def run_main(argv: list[str]) -> int:
         p.error(str(e))
     bundle = load_bundle(a.bundle)
     reject = open_reject_pin(a.gpio_pin) if a.gpio_pin is not None else None
-    app = InspectApp(bundle, a.variant, a.threads, roi=roi, save_fails=a.save_fails,
-                     reject=reject, pulse_s=a.pulse, threshold=a.threshold)
+    app = InspectApp(
+        bundle,
+        a.variant,
+        a.threads,
+        roi=roi,
+        save_fails=a.save_fails,
+        reject=reject,
+        pulse_s=a.pulse,
+        threshold=a.threshold,
+    )
     try:
         folder = Path(a.source).is_dir()
         return run_app(app, a, **({"gray": True} if folder else {}))

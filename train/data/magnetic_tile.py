@@ -81,15 +81,20 @@ def load_magnetic_tile(root: str | Path) -> list[Sample]:
 
 
 def _mask_for(img: Path, root: Path) -> Path | None:
-    cands = [img.with_name(img.stem + "_mask.png"), root / "masks" / img.relative_to(root).with_suffix(".png")]
+    cands = [
+        img.with_name(img.stem + "_mask.png"),
+        root / "masks" / img.relative_to(root).with_suffix(".png"),
+    ]
     if img.suffix.lower() != ".png":
         cands.insert(0, img.with_suffix(".png"))
     return next((c for c in cands if c.is_file()), None)
 
 
 def _is_mask(p: Path) -> bool:
-    return p.stem.endswith("_mask") or (p.suffix.lower() == ".png" and any(
-        p.with_suffix(s).is_file() for s in (".jpg", ".jpeg", ".bmp", ".tif", ".tiff")))
+    return p.stem.endswith("_mask") or (
+        p.suffix.lower() == ".png"
+        and any(p.with_suffix(s).is_file() for s in (".jpg", ".jpeg", ".bmp", ".tif", ".tiff"))
+    )
 
 
 def load_folder_dataset(root: str | Path) -> list[Sample]:
@@ -107,8 +112,10 @@ def load_folder_dataset(root: str | Path) -> list[Sample]:
         out.append(Sample(p, kind, _mask_for(p, root)))
     n_good = sum(1 for s in out if not s.label)
     if n_good == 0 or n_good == len(out):
-        raise ValueError(f"{root}: need images in both good/ and defect/ (found {n_good} good, "
-                         f"{len(out) - n_good} defective)")
+        raise ValueError(
+            f"{root}: need images in both good/ and defect/ (found {n_good} good, "
+            f"{len(out) - n_good} defective)"
+        )
     return out
 
 
@@ -137,8 +144,11 @@ def split_samples(
         n_va = round(fractions[1] * len(group))
         if len(group) >= 3:  # every kind present in every part when possible
             n_tr, n_va = min(max(n_tr, 1), len(group) - 2), max(n_va, 1)
-        for name, sl in (("train", idx[:n_tr]), ("val", idx[n_tr : n_tr + n_va]),
-                         ("test", idx[n_tr + n_va :])):
+        for name, sl in (
+            ("train", idx[:n_tr]),
+            ("val", idx[n_tr : n_tr + n_va]),
+            ("test", idx[n_tr + n_va :]),
+        ):
             parts[name].extend(group[i] for i in sl)
     return parts
 
