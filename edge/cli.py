@@ -156,6 +156,10 @@ def cmd_bench(a: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         (out / "latency.json").write_text(json.dumps(res, indent=2))
         (out / "latency.md").write_text(md)
+        from edgewise.benchmarks.report import plot_latency
+
+        if plot_latency(res, out / "latency.png") is None:
+            print("matplotlib not installed: latency.png skipped", file=sys.stderr)
     print(json.dumps(res, indent=2) if a.json else md)
     return 0
 

@@ -79,6 +79,7 @@ def test_bench_prints_p50_p90_p99_per_variant_and_json(digits_bundle: Path, tmp_
         assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
         assert row["accuracy"] > 0.85
     assert "p99 ms" in (tmp_path / "latency.md").read_text()
+    assert (tmp_path / "latency.png").stat().st_size > 1000
 
 
 def test_convert_writes_bundle_and_strict_fails_on_flagged_variant(tmp_path: Path) -> None:
