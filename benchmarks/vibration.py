@@ -1,0 +1,384 @@
+"""``edgewise bench vibration``: the issue's targets, measured in the edge runtime, in one run.
+
+- detection per CWRU fault file (AUROC, recall at the bundle threshold) and the false-alarm
+  rate on held-out healthy windows, for TFLite int8, TFLite float32, ONNX int8 and the
+  Mahalanobis baseline, re-derived here from the recordings with the device code (features
+  from ``edge.apps.vibration``, models through ``edge.backends``, no TensorFlow);
+- the int8-vs-float32 AUROC difference;
+- detection vs window length (1024..12000), from the training run (it needs retraining per
+  length; the bundle's report carries it);
+- edge cost per window (features + model + score, the app's own code) on ONE core: p50/p99
+  and the real-time factor (seconds of signal per second of compute).
+
+Every result carries the host and thread count. JSON and Markdown out.
+
+>>> # edgewise bench vibration --bundle vib.bundle --data ../shared/data --json bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgewise.edge.apps.vibration import (
+    FeatureExtractor,
+    Mahalanobis,
+    VibrationApp,
+    frame_signal,
+    reconstruction_error,
+    split_in_time,
+    standardize,
+)
+from edgewise.edge.backends import load_model
+from edgewise.edge.bundle import Bundle, load_bundle
+from edgewise.edge.metrics import auroc
+from edgewise.edge.pipeline import Frame
+from edgewise.edge.progress import log
+from edgewise.edge.sources.sensors import read_recording, to_rate
+
+from .host import host_info
+
+__all__ = ["edge_cost", "detection", "bench_main", "bench_markdown"]
+
+DEFAULT_VARIANTS = ("tflite_int8", "tflite_float32", "onnx_int8")
+
+
+class _OneCore:
+    """Pin this process to one CPU for the timing (Linux), restore the old mask afterwards."""
+
+    def __init__(self, cpu: int | None) -> None:
+        self.cpu = cpu
+        self.old: set[int] | None = None
+
+    def __enter__(self) -> _OneCore:
+        if self.cpu is not None and hasattr(os, "sched_setaffinity"):
+            self.old = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {self.cpu})
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.old is not None:
+            os.sched_setaffinity(0, self.old)
+
+
+def edge_cost(
+    bundle: Bundle,
+    variant: str = "tflite_int8",
+    *,
+    iterations: int = 2000,
+    warmup: int = 100,
+    cpu: int | None = 0,
+    signal: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Time the app's per-window work (preprocess + infer + postprocess) on one core, 1 thread.
+
+    ``signal`` (at the bundle's rate) supplies real windows; otherwise Gaussian noise (the cost
+    does not depend on the content). Stage split: features vs model vs scoring/alarm.
+    """
+    app = VibrationApp(bundle, variant, threads=1)
+    n = app.window
+    if signal is not None and len(signal) >= n:
+        wins = frame_signal(signal, n, max(1, (len(signal) - n) // 64))
+    else:
+        wins = np.random.default_rng(0).normal(0, 0.1, size=(64, n))
+    t_pre, t_inf, t_post, t_all = [], [], [], []
+    with _OneCore(cpu):
+        for i in range(warmup + iterations):
+            f = Frame(wins[i % len(wins)], time.monotonic(), i, {"fs": app.fs})
+            t0 = time.perf_counter()
+            x = app.preprocess(f)
+            t1 = time.perf_counter()
+            y = app.infer(x)
+            t2 = time.perf_counter()
+            app.postprocess(f, y)
+            t3 = time.perf_counter()
+            if i >= warmup:
+                t_pre.append(t1 - t0)
+                t_inf.append(t2 - t1)
+                t_post.append(t3 - t2)
+                t_all.append(t3 - t0)
+    a = np.asarray(t_all) * 1e3
+    win_s = n / app.fs
+    p50, p99 = float(np.percentile(a, 50)), float(np.percentile(a, 99))
+    return {
+        "variant": variant,
+        "window": n,
+        "fs": app.fs,
+        "window_seconds": win_s,
+        "iterations": iterations,
+        "threads": 1,
+        "cpu_pinned": cpu,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "mean_ms": float(a.mean()),
+        "features_p50_ms": float(np.percentile(t_pre, 50) * 1e3),
+        "model_p50_ms": float(np.percentile(t_inf, 50) * 1e3),
+        "score_alarm_event_p50_ms": float(np.percentile(t_post, 50) * 1e3),
+        "realtime_factor_p50": win_s / (p50 / 1e3),
+        "realtime_factor_p99": win_s / (p99 / 1e3),
+    }
+
+
+def _cwru_recordings(bundle: Bundle, data: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The healthy signal and every fault file at the bundle's rate, read with the edge readers
+    and the rates the bundle was trained with (config.dataset)."""
+    ds = bundle.config.get("dataset", {})
+    if ds.get("synthetic"):
+        raise ValueError("this bundle was trained on SYNTHETIC data; bench detection needs a CWRU bundle")
+    root = Path(data)
+    for cand in (root, root / "cwru", root / "vibration" / "cwru"):
+        if (cand / "Normal").is_dir() and (cand / "12k_DE").is_dir():
+            root = cand
+            break
+    else:
+        raise ValueError(f"{data}: no CWRU folder (Normal/ and 12k_DE/ under vibration/cwru)")
+    fs = float(bundle.config["fs"])
+    ch = ds.get("channel", "DE")
+    normal = read_recording(
+        sorted((root / "Normal").glob("*.mat"))[0], fs=float(ds.get("normal_fs", 48000)), channel=ch
+    )
+    faults = {}
+    for name in ds.get("faults", []):
+        rec = read_recording(root / "12k_DE" / f"{name}.mat", fs=float(ds.get("fault_fs", 12000)), channel=ch)
+        faults[name] = to_rate(rec, fs).signal
+    return to_rate(normal, fs).signal, faults
+
+
+def detection(bundle: Bundle, data: Path, variants: list[str], threads: int = 1) -> dict[str, Any]:
+    """Per-file AUROC / recall and FAR at the bundle thresholds, per variant and the baseline."""
+    cfg = bundle.config
+    tr = cfg["training"]
+    fs, n = float(cfg["fs"]), int(cfg["window"])
+    fx = FeatureExtractor(fs, n, cfg["features"])
+    normal, faults = _cwru_recordings(bundle, data)
+    a, b = split_in_time(len(normal), tuple(tr["split"]))[2]
+    test_w = frame_signal(normal[a:b], n, int(tr["hop_normal"]))
+    norm = bundle.input["normalization"]
+    mean, std = np.asarray(norm["mean"], np.float32), np.asarray(norm["std"], np.float32)
+
+    def feats(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        parts = [fx.transform(w[i : i + 512]) for i in range(0, len(w), 512)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    zt, it = feats(test_w)
+    zt = standardize(zt, mean, std)
+    fz = {}
+    for k, sig in faults.items():
+        f, ind = feats(frame_signal(sig, n, int(tr["hop_fault"])))
+        fz[k] = (standardize(f, mean, std), ind)
+    th = bundle.thresholds
+    out: dict[str, Any] = {}
+    for v in variants:
+        if v not in bundle.variants:
+            continue
+        m = load_model(bundle, v, threads=threads)
+
+        def score(z: np.ndarray, m: Any = m) -> np.ndarray:
+            return reconstruction_error(
+                z, np.concatenate([m.predict(z[i : i + 256]) for i in range(0, len(z), 256)])
+            )
+
+        t = float(th.get("per_variant", {}).get(v, th["decision"]))
+        out[v] = _table(score(zt), {k: score(z) for k, (z, _) in fz.items()}, t)
+        m.close()
+    maha = Mahalanobis.from_dict(cfg["baseline"])
+    out["baseline"] = _table(
+        maha.score(it), {k: maha.score(ind) for k, (_, ind) in fz.items()}, float(th["baseline"])
+    )
+    return out
+
+
+def _table(normal: np.ndarray, faults: dict[str, np.ndarray], t: float) -> dict[str, Any]:
+    per = {
+        k: {
+            "auroc": auroc(np.r_[normal, s], np.r_[np.zeros(len(normal)), np.ones(len(s))]),
+            "recall": float((s > t).mean()),
+        }
+        for k, s in faults.items()
+    }
+    return {
+        "threshold": t,
+        "far": float((normal > t).mean()),
+        "normal_windows": int(len(normal)),
+        "auroc_min": min(v["auroc"] for v in per.values()),
+        "recall_min": min(v["recall"] for v in per.values()),
+        "per_file": per,
+    }
+
+
+def bench_markdown(r: dict[str, Any]) -> str:
+    h = r["host"]
+    lines = [
+        "# Vibration benchmark",
+        "",
+        f"host: {h['cpu']} ({h['machine']}, {h['cores']} cores, {h['system']}, Python {h['python']}); "
+        f"edge cost on 1 core, 1 inference thread; detection with {r.get('detection_threads', 1)} thread(s)",
+        "",
+    ]
+    det = r.get("detection")
+    if det:
+        order = list(det)
+        lines += [
+            "## Detection (edge runtime, held-out healthy test windows vs each fault file)",
+            "",
+            "AUROC / recall at the bundle threshold",
+            "",
+            "| file | " + " | ".join(order) + " |",
+            "|---|" + "---|" * len(order),
+        ]
+        for f in det[order[0]]["per_file"]:
+            lines.append(
+                f"| {f} | "
+                + " | ".join(
+                    f"{det[k]['per_file'][f]['auroc']:.4f} / {det[k]['per_file'][f]['recall']:.3f}"
+                    for k in order
+                )
+                + " |"
+            )
+        lines.append("| **min AUROC** | " + " | ".join(f"{det[k]['auroc_min']:.4f}" for k in order) + " |")
+        lines.append("| **min recall** | " + " | ".join(f"{det[k]['recall_min']:.3f}" for k in order) + " |")
+        lines.append(
+            "| **FAR** | "
+            + " | ".join(
+                f"{det[k]['far']:.3f} ({round(det[k]['far'] * det[k]['normal_windows'])}"
+                f"/{det[k]['normal_windows']})"
+                for k in order
+            )
+            + " |"
+        )
+        lines.append("")
+    if r.get("targets"):
+        lines += ["## Targets", ""]
+        for name, t in r["targets"].items():
+            lines.append(f"- {name}: {t['value']:.4g} -> {'PASS' if t['pass'] else 'FAIL'}")
+        lines.append("")
+    if r.get("window_sweep"):
+        lines += [
+            "## Detection vs window length (from the training run: Keras float32 AE retrained per length; "
+            "baseline)",
+            "",
+            "| window | ms | AE min AUROC | AE min recall | AE FAR | baseline min AUROC | "
+            "baseline min recall | baseline FAR |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for w in r["window_sweep"]:
+            if "error" in w:
+                lines.append(f"| {w['window']} | {w['error']} | | | | | | |")
+                continue
+            a, b = w["autoencoder_keras"], w["baseline"]
+            lines.append(
+                f"| {w['window']} | {w['seconds'] * 1e3:.0f} | {a['auroc_min']:.4f} | "
+                f"{a['recall_min']:.3f} | {a['far']:.3f} | {b['auroc_min']:.4f} | "
+                f"{b['recall_min']:.3f} | {b['far']:.3f} |"
+            )
+        lines.append("")
+    lines += [
+        "## Edge cost per window (features + model + score/alarm, the app's code, 1 core)",
+        "",
+        "| variant | window | p50 ms | p99 ms | features p50 | model p50 | score+alarm p50 | "
+        "real time x (p50) | real time x (p99) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in r["cost"]:
+        lines.append(
+            f"| {c['variant']} | {c['window']} ({c['window_seconds'] * 1e3:.0f} ms) | {c['p50_ms']:.3f} | "
+            f"{c['p99_ms']:.3f} | {c['features_p50_ms']:.3f} | {c['model_p50_ms']:.3f} | "
+            f"{c['score_alarm_event_p50_ms']:.3f} | {c['realtime_factor_p50']:.0f} | "
+            f"{c['realtime_factor_p99']:.0f} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _targets(r: dict[str, Any]) -> dict[str, Any]:
+    t: dict[str, Any] = {}
+    det = r.get("detection") or {}
+    q, f = det.get("tflite_int8"), det.get("tflite_float32")
+    if q:
+        t["int8 AUROC >= 0.999 per fault file (min)"] = {
+            "value": q["auroc_min"],
+            "pass": q["auroc_min"] >= 0.999,
+        }
+        t["int8 recall >= 0.99 per fault file (min)"] = {
+            "value": q["recall_min"],
+            "pass": q["recall_min"] >= 0.99,
+        }
+        t["int8 FAR <= 0.01 on held-out healthy"] = {"value": q["far"], "pass": q["far"] <= 0.01}
+    if q and f:
+        d = max(abs(q["per_file"][k]["auroc"] - f["per_file"][k]["auroc"]) for k in q["per_file"])
+        t["|int8 - float32| AUROC <= 0.005 (max over files)"] = {"value": d, "pass": d <= 0.005}
+    for c in r["cost"]:
+        if c["variant"] == "tflite_int8" and c["window"] == 2048 and np.isclose(c["fs"], 12000):
+            t["real time x >= 1000 (2048 @ 12 kHz, p50, 1 core)"] = {
+                "value": c["realtime_factor_p50"],
+                "pass": c["realtime_factor_p50"] >= 1000,
+            }
+    return t
+
+
+def bench_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="edgewise bench vibration",
+        description="Detection per fault file (int8 / float32 / ONNX int8 / baseline) in the edge runtime, "
+        "detection vs window length, and edge cost per window on one core.",
+        epilog="example:\n  edgewise bench vibration --bundle vib.bundle --data ../shared/data "
+        "--json bench.json --md bench.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--data", help="datasets folder for the detection figures (default $EDGEWISE_DATA)")
+    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
+    p.add_argument("--iterations", type=int, default=2000, help="timed windows per variant")
+    p.add_argument("--cpu", type=int, default=0, help="CPU to pin the cost timing to (-1: no pinning)")
+    p.add_argument("--json", help="write the results as JSON here")
+    p.add_argument("--md", help="write the Markdown table here")
+    a = p.parse_args(argv)
+    try:
+        bundle = load_bundle(a.bundle)
+        if bundle.app != "vibration":
+            raise ValueError(f"{a.bundle}: app is '{bundle.app}', not a vibration bundle")
+    except ValueError as e:
+        print(f"edgewise bench vibration: {e}", file=sys.stderr)
+        return 2
+    variants = [v for v in a.variants.split(",") if v]
+    data = a.data or os.environ.get("EDGEWISE_DATA")
+    r: dict[str, Any] = {
+        "host": host_info(),
+        "bundle": str(bundle.path),
+        "synthetic": bool(bundle.config.get("dataset", {}).get("synthetic")),
+    }
+    if data:
+        log("detection: reading recordings and scoring every window in the edge runtime ...")
+        try:
+            r["detection"] = detection(bundle, Path(data), variants, threads=1)
+            r["detection_threads"] = 1
+        except ValueError as e:
+            print(f"edgewise bench vibration: detection skipped: {e}", file=sys.stderr)
+    else:
+        log("no --data / EDGEWISE_DATA: detection figures skipped (cost only)")
+    rep = bundle.file("report/metrics.json")
+    if rep.is_file():
+        r["window_sweep"] = json.loads(rep.read_text()).get("window_sweep")
+    cpu = None if a.cpu < 0 else a.cpu
+    r["cost"] = []
+    for v in variants:
+        if v in bundle.variants:
+            log(f"edge cost: {v}, {a.iterations} windows on cpu {cpu} ...")
+            r["cost"].append(edge_cost(bundle, v, iterations=a.iterations, cpu=cpu))
+    r["targets"] = _targets(r)
+    md = bench_markdown(r)
+    print(md)
+    if a.json:
+        Path(a.json).write_text(
+            json.dumps(r, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+        )
+    if a.md:
+        Path(a.md).write_text(md)
+    return 0
