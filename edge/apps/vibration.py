@@ -85,8 +85,8 @@ class FeatureConfig:
 def frame_signal(x: np.ndarray, window: int, hop: int) -> np.ndarray:
     """Overlapping windows (n, window) of a 1-D signal; the tail shorter than a window is dropped."""
     x = np.asarray(x, dtype=np.float64).ravel()
-    if window < 16 or hop < 1:
-        raise ValueError(f"window must be >= 16 and hop >= 1 samples, got window={window} hop={hop}")
+    if window < 1 or hop < 1:
+        raise ValueError(f"window and hop must be >= 1 sample, got window={window} hop={hop}")
     if x.size < window:
         return np.empty((0, window))
     n = 1 + (x.size - window) // hop
