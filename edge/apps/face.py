@@ -42,6 +42,10 @@ __all__ = [
     "canonical_points",
     "align_face",
     "face_crop",
+    "face_crops",
+    "detect_padded",
+    "largest",
+    "l2n",
     "FaceEmbedder",
     "match",
     "FaceApp",
@@ -555,3 +559,19 @@ def _camera_shots(spec: str, n: int) -> list[tuple[str, np.ndarray]]:
             if len(shots) >= n:
                 break
     return shots
+
+
+def face_crops(images: list[np.ndarray], detector: Any, size: int, pad: float = 0.3,
+               min_side: int = 160) -> tuple[np.ndarray, list[str]]:
+    """Detect (padded, upscaled: face-set images are tight, small crops) and align many images.
+
+    Used for training sets, galleries from photo folders and the benchmark, so all of them get
+    the same crops as the live loop. Returns (n, size, size) uint8 and how each was made.
+    """
+    out = np.empty((len(images), size, size), np.uint8)
+    how = []
+    for i, img in enumerate(images):
+        d = largest(detect_padded(detector, img, pad, min_side))
+        out[i], h = face_crop(img, d, size)
+        how.append(h)
+    return out, how
