@@ -110,6 +110,15 @@ def test_float_variants_are_judged_relative_to_the_output_range():
     assert judge(bad, "float32", Tolerance()) == ["max abs diff 0.005 > 0.0001 x output range"]
 
 
+def test_int8_without_output_scale_is_judged_by_decisions_and_against_keras():
+    host = _probs([[0.6, 0.4], [0.3, 0.7]])
+    arm = _probs([[0.52, 0.48], [0.3, 0.7]])  # 0.08 off, same decisions: ONNX int8 passes
+    row = compare_outputs(host, arm, x=host)
+    assert "max_steps" not in row and judge(row, "int8", Tolerance()) == []
+    row["vs_keras"] = {"arm64_agreement": 0.5}
+    assert judge(row, "int8", Tolerance()) == ["arm64 vs Keras decision agreement 0.5000 < 0.95"]
+
+
 def test_shape_mismatch_and_nan_outputs_fail():
     host = _probs([[0.5, 0.5]])
     row = compare_outputs(host, _probs([[0.5, 0.5, 0.0]]), x=host)
