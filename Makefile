@@ -28,3 +28,9 @@ lint: $(VENV)/.installed
 
 test: $(VENV)/.installed system-deps lint
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+# Every int8 bundle checked on emulated Raspberry Pi CPUs (QEMU arm64 root cached in
+# /var/cache/edgewise/pi-root); skipped with a message where emulation is impossible.
+.PHONY: verify-pi
+verify-pi: $(VENV)/.installed
+	VENV=$(VENV) bash .ci/verify-pi
