@@ -270,7 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         except (CliError, ValueError, FileNotFoundError) as e:
             print(f"edgewise bench: error: {e}", file=sys.stderr)
             return 2
-    a = parser.parse_args(argv)
+    if cmd_at is not None and argv[cmd_at] in FORWARDED:
+        # argparse's REMAINDER refuses a leading option (`edgewise deploy --rollback ...`)
+        a = parser.parse_args(argv[: cmd_at + 1])
+        a.rest = argv[cmd_at + 1 :]
+    else:
+        a = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if a.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
