@@ -304,3 +304,45 @@ def test_real_picamera2_delivers_frames():
     with PiCameraSource(size=(640, 480)) as src:
         f = next(iter(src))
     assert f.data.shape == (480, 640, 3)
+
+
+# --- status page ----------------------------------------------------------------------------
+
+
+def test_status_page_serves_live_stats_and_an_annotated_mjpeg_preview(video: Path):
+    import threading
+    import urllib.request
+
+    import cv2
+
+    from edgewise.edge.status import StatusServer
+
+    runner = Runner(SlowApp(delay=0.02))
+    server = StatusServer(runner, port=0, preview_fps=20).start()
+    assert server.host == "127.0.0.1"  # local only unless asked otherwise
+    t = threading.Thread(target=runner.run, args=(LatestFrame(VideoSource(video, realtime=True, loop=True)),))
+    t.start()
+    try:
+        time.sleep(0.8)
+        stats = json.loads(urllib.request.urlopen(server.url + "stats.json", timeout=5).read())
+        assert stats["app"] == "slow" and stats["frames"] > 5 and stats["fps"] > 5
+        assert stats["end_to_end"]["n"] > 0 and stats["last_event"]["app"] == "slow"
+        with urllib.request.urlopen(server.url + "stream.mjpg", timeout=5) as r:
+            assert r.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+            jpgs, buf = [], b""
+            while len(jpgs) < 2:
+                buf += r.read(4096)
+                while (s := buf.find(b"\xff\xd8")) >= 0 and (e := buf.find(b"\xff\xd9", s)) >= 0:
+                    jpgs.append(buf[s:e + 2])
+                    buf = buf[e + 2:]
+        imgs = [cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR) for j in jpgs]
+        assert all(i.shape == (480, 640, 3) for i in imgs)
+        # the overlay is drawn: the video's frames are dark (0..16), the text is bright yellow
+        assert max(int(i[:, :, 2].max()) for i in imgs) > 200
+        page = urllib.request.urlopen(server.url, timeout=5).read().decode()
+        assert "stream.mjpg" in page and "stats.json" in page
+    finally:
+        runner.stop()
+        t.join(10)
+        server.stop()
+    assert not t.is_alive()
