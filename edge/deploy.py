@@ -57,9 +57,9 @@ __all__ = [
 log = logging.getLogger("edgewise.deploy")
 APPS = ("classify", "face", "inspect", "vibration")
 DEFAULT_RUN_ARGS = {
-    "classify": "--source picamera2 --jsonl ''",
-    "face": "--source picamera2 --jsonl ''",
-    "inspect": "--source picamera2 --jsonl ''",
+    "classify": "--source picamera2 --jsonl '' --log-every 60",
+    "face": "--source picamera2 --jsonl '' --log-every 60",
+    "inspect": "--source picamera2 --jsonl '' --log-every 60",
 }
 
 
@@ -584,7 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rollback", action="store_true", help="switch back to the previous release")
     p.add_argument("--remote-dir", default="~/edgewise", help="where releases live on the device")
     p.add_argument("--run-args", help="arguments of 'edgewise run APP' in the service "
-                   "(default for camera apps: --source picamera2 --jsonl '')")
+                   "(default for camera apps: --source picamera2 --jsonl '' --log-every 60)")
     p.add_argument("--variant", help="model variant the service and the smoke test use")
     p.add_argument("--wheel", help="use this edgewise wheel instead of building one from the source tree")
     p.add_argument("--python", default="python3", help="device interpreter that creates the venv")

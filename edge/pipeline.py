@@ -162,9 +162,12 @@ class LatestFrame:
 class Runner:
     """Drives frames from a source through an app into sinks, timing every stage."""
 
-    def __init__(self, app: App, sinks: list[Sink] | None = None) -> None:
+    def __init__(self, app: App, sinks: list[Sink] | None = None, window: int | None = None) -> None:
+        """``window``: keep only the last N per-stage timings (a service runs for months; the
+        counters stay totals, the latency percentiles then describe the recent frames)."""
         self.app = app
         self.sinks = list(sinks or [])
+        self.window = window
         self._stop = threading.Event()
         # Live view for monitors (status page) running in other threads; read-only for them.
         self.stats: RunStats | None = None
@@ -253,3 +256,6 @@ class Runner:
             ("end_to_end", t5 - frame.t_capture),
         ):
             stats.times[name].append(dt)
+        if self.window and len(stats.times["end_to_end"]) >= 2 * self.window:
+            for v in stats.times.values():  # amortized: trim once per ``window`` frames
+                del v[: -self.window]

@@ -214,6 +214,14 @@ def test_sigterm_stops_the_loop_gracefully_and_writes_stats(video: Path, digits_
     assert "frames=" in err
 
 
+
+def test_stats_window_bounds_memory_but_counters_stay_totals(video: Path):
+    runner = Runner(SlowApp(delay=0), window=10)
+    stats = runner.run(VideoSource(video))
+    assert stats.frames == 60 and stats.events == 60
+    assert all(len(v) < 20 for v in stats.times.values())  # a months-long service stays bounded
+    assert stats.summary()["end_to_end"]["n"] == len(stats.times["end_to_end"])
+
 # --- picamera2 ------------------------------------------------------------------------------
 
 

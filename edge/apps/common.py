@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from typing import Any
 
 from ..pipeline import LatestFrame, Runner
@@ -21,7 +22,7 @@ from ..sources import open_source
 
 __all__ = [
     "run_parser", "add_sink_args", "add_picamera_args", "make_sinks", "make_source", "run_app",
-    "print_stats", "start_status",
+    "print_stats", "start_status", "start_stats_log",
 ]
 
 log = logging.getLogger("edgewise.run")
@@ -48,6 +49,10 @@ def run_parser(app: str, description: str, example: str) -> argparse.ArgumentPar
                    help="capture in a thread and keep only the newest frame (cameras: default)")
     p.add_argument("--loop", action="store_true", help="restart a video file or folder at its end")
     p.add_argument("--stats", help="write run statistics (per-stage latency, FPS) as JSON here")
+    p.add_argument("--stats-window", type=int, default=100_000,
+                   help="latency percentiles over the last N frames (bounded memory as a service)")
+    p.add_argument("--log-every", type=float, default=0, metavar="SECONDS",
+                   help="log a one-line JSON stats summary this often (for the service journal)")
     add_sink_args(p)
     add_picamera_args(p)
     return p
@@ -155,14 +160,35 @@ def start_status(runner: Runner, a: argparse.Namespace) -> Any:
     return server
 
 
+def start_stats_log(runner: Runner, every: float) -> threading.Event | None:
+    """Log ``live_stats`` as one JSON line every ``every`` seconds until the event is set."""
+    if not every or every <= 0:
+        return None
+    from ..status import live_stats
+
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.wait(every):
+            s = live_stats(runner)
+            s.pop("last_event", None)
+            log.info("stats %s", json.dumps(s, default=str, separators=(",", ":")))
+
+    threading.Thread(target=loop, name="stats-log", daemon=True).start()
+    return done
+
+
 def run_app(app: Any, a: argparse.Namespace, **source_kw: Any) -> int:
-    runner = Runner(app, make_sinks(a, getattr(app, "name", None)))
+    runner = Runner(app, make_sinks(a, getattr(app, "name", None)), window=getattr(a, "stats_window", None))
     status = start_status(runner, a)
+    stats_log = start_stats_log(runner, getattr(a, "log_every", 0))
     try:
         stats = runner.run(make_source(a, **source_kw), max_frames=a.max_frames)
     finally:
         if status is not None:
             status.stop()
+        if stats_log is not None:
+            stats_log.set()
     summary = stats.summary()
     if a.stats:
         with open(a.stats, "w", encoding="utf-8") as f:
