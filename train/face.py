@@ -41,7 +41,7 @@ __all__ = [
     "demo",
 ]
 
-SIZE = 64
+SIZE = 48
 NORMALIZATION = {"scale": 1 / 127.5, "offset": -1.0}
 
 
@@ -114,10 +114,11 @@ def build_embedding_net(keras: Any, size: int = SIZE, dim: int = 128, width: flo
         return L.Add()([inp, h]) if s == 1 and int(inp.shape[-1]) == n else h
 
     inp = keras.Input((size, size, 1), name="face")
-    h = conv(inp, c(32), 3, 2)
-    h = L.DepthwiseConv2D(3, 1, padding="same", use_bias=False)(h)
+    h = conv(inp, c(24), 3, 2)  # size/2; one cheap depthwise step to size/4 before the blocks
+    h = L.DepthwiseConv2D(3, 2, padding="same", use_bias=False)(h)
     h = L.ReLU(6.0)(L.BatchNormalization()(h))
-    for n, s, reps in ((64, 2, 2), (96, 2, 3), (128, 2, 2)):
+    h = conv(h, c(48), 1, 1)
+    for n, s, reps in ((64, 1, 2), (96, 2, 3), (128, 2, 2)):
         for r in range(reps):
             h = block(h, c(n), s if r == 0 else 1)
     h = conv(h, c(256), 1, 1)
@@ -236,9 +237,9 @@ def _pair_auc(out: np.ndarray, x: np.ndarray, y: np.ndarray | None) -> float:
     return auroc(s[iu], same.astype(int))
 
 
-def train_embedding(train: FaceData, val: FaceData | None = None, *, epochs: int = 40, batch: int = 64,
-                    dim: int = 128, width: float = 1.0, lr: float = 3e-3, seed: int = 0, threads: int = 2,
-                    quiet: bool = False) -> tuple[Any, dict[str, list[float]]]:
+def train_embedding(train: FaceData, val: FaceData | None = None, *, epochs: int = 40, batch: int = 32,
+                    dim: int = 128, width: float = 1.0, lr: float = 3e-3, margin: float = 0.35, seed: int = 0,
+                    threads: int = 2, quiet: bool = False) -> tuple[Any, dict[str, list[float]]]:
     """Fit the embedding network with CosFace on ``train``; per-epoch held-out rank-1 on ``val``."""
     from .keras_utils import tf_setup
 
@@ -247,7 +248,7 @@ def train_embedding(train: FaceData, val: FaceData | None = None, *, epochs: int
     n_classes = int(train.y.max()) + 1
     net = build_embedding_net(keras, size, dim, width)
     lab = keras.Input((1,), dtype="int32", name="label")
-    logits = cosface_head(keras, n_classes, dim)([net.output, lab])
+    logits = cosface_head(keras, n_classes, dim, m=margin)([net.output, lab])
     trainer = keras.Model([net.input, lab], logits)
     steps = int(math.ceil(len(train.x) / batch))
     sched = keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs * steps, alpha=0.02,
@@ -294,7 +295,8 @@ def split_identities(d: FaceData, n_holdout: int, seed: int = 0) -> tuple[FaceDa
 def train_face(data: str | Path, out: str | Path, *, epochs: int = 40, far: float = 0.001,
                holdout: int = 30, seed: int = 0, threads: int = 2, detector_model: str | Path | None = None,
                people: list[str | Path] | None = None, variants: list[str] | None = None,
-               width: float = 1.0, quiet: bool = False) -> dict[str, Any]:
+               width: float = 1.0, size: int = SIZE, sets: list[str] | None = None, margin: float = 0.35,
+               lr: float = 3e-3, quiet: bool = False) -> dict[str, Any]:
     """The whole workstation side: align -> train -> calibrate -> convert -> report. Returns metrics."""
     from edgewise.converters import ConversionSpec, build_bundle
     from edgewise.converters.package import add_report
@@ -308,11 +310,12 @@ def train_face(data: str | Path, out: str | Path, *, epochs: int = 40, far: floa
         raise ValueError("YuNet model not found: pass --detector-model yunet_n_320_320.onnx")
     det = YuNetDetector(yunet)
     t_start = time.monotonic()
-    full = prepare(load_training_faces(root, people), det, SIZE, quiet=quiet)
+    full = prepare(load_training_faces(root, people, sets), det, size, quiet=quiet)
     tr, ho = split_identities(full, holdout, seed)
     log(f"training identities {len(tr.names)} ({len(tr.x)} images); held out {len(ho.names)} "
         f"({len(ho.x)} images) for the unknown threshold", quiet=quiet)
-    net, hist = train_embedding(tr, ho, epochs=epochs, seed=seed, threads=threads, width=width, quiet=quiet)
+    net, hist = train_embedding(tr, ho, epochs=epochs, seed=seed, threads=threads, width=width, lr=lr,
+                                margin=margin, quiet=quiet)
     e_ho = net.predict(to_input(ho.x), verbose=0, batch_size=256)
     sims, _, _, genuine = template_scores(e_ho, ho.y, 5, seed)
     thr = calibrate_threshold(sims, genuine, far)
@@ -326,7 +329,7 @@ def train_face(data: str | Path, out: str | Path, *, epochs: int = 40, far: floa
     }
     orl = root / "orl"
     if orl.is_dir():  # reported only, never used for any choice (it is the benchmark's test set)
-        o = prepare(load_orl(orl), det, SIZE, quiet=True)
+        o = prepare(load_orl(orl), det, size, quiet=True)
         e_orl = net.predict(to_input(o.x), verbose=0)
         metrics["orl_keras_rank1_5enrolled"] = open_set_rank1(e_orl, o.y, 5, seed)
     log(f"held-out rank-1 {metrics['heldout_rank1']:.3f}, unknown threshold {thr['unknown']:.4f} "
@@ -344,9 +347,9 @@ def train_face(data: str | Path, out: str | Path, *, epochs: int = 40, far: floa
                 "kind": "embedding"},
         thresholds={"unknown": thr["unknown"], "far_target": far},
         config={
-            "crop": {"size": SIZE, "landmarks": "arcface-112 scaled", "fallback": "box / centre crop"},
+            "crop": {"size": size, "landmarks": "arcface-112 scaled", "fallback": "box / centre crop"},
             "matching": "cosine similarity to each person's mean template",
-            "loss": "CosFace s=30 m=0.35",
+            "loss": f"CosFace s=30 m={margin}",
             "train_sets": sorted({n.split("/")[0] for n in tr.names}),
             "heldout_identities": ho.names,
             "seed": seed,

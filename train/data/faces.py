@@ -134,13 +134,15 @@ def concat(sets: list[FaceSet]) -> FaceSet:
     return FaceSet(images, np.concatenate(labels) if labels else np.zeros(0, np.int64), names, sources)
 
 
-def load_training_faces(faces_root: str | Path, extra_trees: list[str | Path] | None = None) -> FaceSet:
-    """Every ``.mat`` set in ``faces_root/extra`` plus any ``faces_root/people`` tree and ``extra_trees``.
+def load_training_faces(faces_root: str | Path, extra_trees: list[str | Path] | None = None,
+                        sets: list[str] | None = None) -> FaceSet:
+    """Every ``.mat`` set in ``faces_root/extra`` (or those named in ``sets``, by stem) plus any
+    ``faces_root/people`` tree and ``extra_trees``.
 
     ORL is deliberately NOT included: its identities are the unseen test identities.
     """
     root = Path(faces_root)
-    mats = sorted((root / "extra").glob("*.mat"))
+    mats = sorted(m for m in (root / "extra").glob("*.mat") if sets is None or m.stem in sets)
     if not mats:
         raise ValueError(f"{root / 'extra'}: no .mat face sets (UMIST.mat, IMM.mat, GT.mat, AR_II.mat)")
     sets = [load_mat_faces(m) for m in mats]
