@@ -57,9 +57,9 @@ __all__ = [
 log = logging.getLogger("edgewise.deploy")
 APPS = ("classify", "face", "inspect", "vibration")
 DEFAULT_RUN_ARGS = {
-    "classify": "--source picamera2 --jsonl '' --log-every 60",
-    "face": "--source picamera2 --jsonl '' --log-every 60",
-    "inspect": "--source picamera2 --jsonl '' --log-every 60",
+    "classify": "--source picamera2 --jsonl= --log-every 60",
+    "face": "--source picamera2 --jsonl= --log-every 60",
+    "inspect": "--source picamera2 --jsonl= --log-every 60",
 }
 
 
@@ -226,6 +226,7 @@ def render_unit(app: str, base: str, run_args: str, *, user: str | None, scope: 
     exec_start = f"{exe} run {app} --bundle {bundle}"
     if run_args:
         exec_start += " " + run_args
+    exec_start = exec_start.replace("%", "%%")  # '%' starts a systemd specifier
     lines = [
         "[Unit]",
         f"Description=edgewise {app} edge loop (written by edgewise deploy)",
@@ -315,7 +316,7 @@ class DeployConfig:
     unit_dir: str | None = None
     run_args: str | None = None
     variant: str | None = None
-    health_wait: float = 5.0
+    health_wait: float = 10.0
     keep: int = 3
     auto_rollback: bool = True
     ssh_options: list[str] = field(default_factory=list)
@@ -479,7 +480,7 @@ def deploy_host(host: Host, rel: Release, cfg: DeployConfig, control_dir: Path) 
     step_done = "nothing"
     try:
         h.probe()
-        old_current = h.link("current")
+        old_current, old_previous = h.link("current"), h.link("previous")
         res.previous = old_current.rsplit("/", 1)[-1] or "-"
         h.upload(rel)
         new = f"releases/{rel.id}"
@@ -500,8 +501,11 @@ def deploy_host(host: Host, rel: Release, cfg: DeployConfig, control_dir: Path) 
             health = _activate(h, cfg)
         except DeployError as e:
             if cfg.auto_rollback and old_current:
-                h.set_link("current", old_current)
-                h.set_link("previous", new)
+                h.set_link("current", old_current)  # as it was: the failed release is not 'previous'
+                if old_previous:
+                    h.set_link("previous", old_previous)
+                else:
+                    h.r.run("reset previous", f"rm -f {h.q}/previous")
                 h.install(old_current)
                 if cfg.systemd != "off":
                     h.restart()
@@ -558,7 +562,7 @@ def results_table(results: list[HostResult]) -> str:
 EPILOG = """\
 examples:
   edgewise deploy inspect.bundle --host pi@raspberrypi.local --app inspect \\
-      --run-args "--source picamera2 --mqtt broker.local --jsonl ''"
+      --run-args "--source picamera2 --mqtt broker.local --jsonl= --log-every 60"
   edgewise deploy vib.bundle --inventory pis.txt --app vibration --run-args "--source adxl345"
   edgewise deploy --rollback --host pi@raspberrypi.local --app inspect
   # offline Pi whose venv already has the dependencies: install only edgewise itself
@@ -584,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rollback", action="store_true", help="switch back to the previous release")
     p.add_argument("--remote-dir", default="~/edgewise", help="where releases live on the device")
     p.add_argument("--run-args", help="arguments of 'edgewise run APP' in the service "
-                   "(default for camera apps: --source picamera2 --jsonl '' --log-every 60)")
+                   "(default for camera apps: --source picamera2 --jsonl= --log-every 60)")
     p.add_argument("--variant", help="model variant the service and the smoke test use")
     p.add_argument("--wheel", help="use this edgewise wheel instead of building one from the source tree")
     p.add_argument("--python", default="python3", help="device interpreter that creates the venv")
@@ -600,8 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--systemctl", help="systemctl command to use (default: 'sudo -n systemctl' or "
                    "'systemctl --user'); tests point this at a recording shim")
     p.add_argument("--unit-dir", help="where the unit file goes (default per --systemd scope)")
-    p.add_argument("--health-wait", type=float, default=5.0,
-                   help="seconds the service must stay active after (re)start (default 5)")
+    p.add_argument("--health-wait", type=float, default=10.0,
+                   help="seconds the service must stay active after (re)start (default 10)")
     p.add_argument("--no-auto-rollback", dest="auto_rollback", action="store_false",
                    help="leave a release that fails its health check in place")
     p.add_argument("--keep", type=int, default=3, help="releases to keep per device (default 3)")

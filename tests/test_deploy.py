@@ -166,8 +166,13 @@ def write_video(path: Path) -> Path:
 def deploy(pi: FakePi, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "edgewise.edge.cli", "deploy", *args, "--host", pi.host, *pi.ssh_args(),
            "--app", "classify", "--systemd", "user", "--systemctl", f"{pi.home}/bin/systemctl",
-           "--no-deps", "--health-wait", "3"]
+           "--no-deps", "--health-wait", "3", "--python", BASE_PYTHON]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+# The "Pi" creates its venv with the interpreter this venv was made from, so the binary packages
+# exposed through PYTHONPATH match its ABI whatever python3 is first on the PATH.
+BASE_PYTHON = getattr(sys, "_base_executable", None) or sys.executable
 
 
 def remote_link(pi: FakePi, name: str) -> str:
@@ -192,6 +197,7 @@ def test_host_specs_and_inventory_parse(tmp_path: Path):
 
 def test_unit_restarts_on_failure_and_runs_the_current_bundle():
     unit = render_unit("inspect", "/home/pi/edgewise", "--source picamera2", user="pi", scope="system")
+    assert "--source 50%%" in render_unit("inspect", "/b", "--source 50%", user="pi", scope="system")
     assert "Restart=on-failure" in unit and "User=pi" in unit and "WantedBy=multi-user.target" in unit
     assert ("ExecStart=/home/pi/edgewise/venv/bin/edgewise run inspect --bundle "
             "/home/pi/edgewise/current/bundle --source picamera2") in unit
@@ -241,11 +247,11 @@ def test_deploy_redeploy_and_rollback_on_a_loopback_pi(pi: FakePi, wheel: Path, 
 
 def test_unhealthy_release_is_rolled_back_automatically(pi: FakePi, wheel: Path, two_bundles):
     b1, b2 = two_bundles
-    before = remote_link(pi, "current")
+    before, before_prev = remote_link(pi, "current"), remote_link(pi, "previous")
     r = deploy(pi, str(b2), "--wheel", str(wheel), "--run-args", "--source /nonexistent/video.mp4")
     assert r.returncode == 1
     assert "FAILED" in r.stdout and "health check" in r.stdout and "rolled back" in r.stdout
-    assert remote_link(pi, "current") == before
+    assert remote_link(pi, "current") == before and remote_link(pi, "previous") == before_prev
 
 
 def test_tampered_upload_is_refused_before_the_switch(
