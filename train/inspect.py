@@ -74,8 +74,8 @@ class InspectConfig:
     epochs: int = 30
     batch: int = 64
     lr: float = 2e-3
-    defect_crops: int = 12  # per defective training image and epoch
-    good_crops: int = 6  # per good training image and epoch
+    defect_crops: int = 8  # per defective training image and epoch
+    good_crops: int = 4  # per good training image and epoch
     recall: float = 0.98
     seed: int = 0
     threads: int = 2
@@ -111,7 +111,7 @@ def build_model(keras: Any, tile: int = 64, width: float = 1.0) -> Any:
     h = inp
     for i, c in enumerate(ch):
         h = L.Conv2D(c, 3, padding="same", use_bias=False, name=f"conv{i}")(h)
-        h = L.BatchNormalization(name=f"bn{i}")(h)
+        h = L.BatchNormalization(momentum=0.9, name=f"bn{i}")(h)  # settles within few steps
         h = L.ReLU(6.0, name=f"relu{i}")(h)
         if i < len(ch) - 1:
             h = L.MaxPooling2D(name=f"pool{i}")(h)
