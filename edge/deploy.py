@@ -426,6 +426,9 @@ class _HostDeploy:
         d = c.unit_dir or ("/etc/systemd/system" if c.systemd == "system" else "~/.config/systemd/user")
         return _base_expr(d) + "/" + unit_name(c.app)
 
+    def unit_exists(self) -> bool:
+        return self.r.run("read unit", f"test -f {self.unit_path()} && echo yes || true").strip() == "yes"
+
     def write_unit(self) -> None:
         c = self.cfg
         text = render_unit(c.app, self.base, c.full_run_args(), user=self.user, scope=c.systemd)
@@ -464,10 +467,11 @@ class _HostDeploy:
                                           *map(shlex.quote, old)]))
 
 
-def _activate(h: _HostDeploy, cfg: DeployConfig) -> str:
+def _activate(h: _HostDeploy, cfg: DeployConfig, rewrite: bool) -> str:
     if cfg.systemd == "off":
         return "no service (--no-systemd)"
-    h.write_unit()
+    if rewrite:
+        h.write_unit()
     h.restart()
     return h.health()
 
@@ -480,6 +484,10 @@ def deploy_host(host: Host, rel: Release, cfg: DeployConfig, control_dir: Path) 
     step_done = "nothing"
     try:
         h.probe()
+        # Without --run-args an existing unit keeps its ExecStart; a new one needs the app's default.
+        rewrite = cfg.systemd != "off" and (cfg.run_args is not None or not h.unit_exists())
+        if rewrite:
+            cfg.full_run_args()  # fails before anything is uploaded
         old_current, old_previous = h.link("current"), h.link("previous")
         res.previous = old_current.rsplit("/", 1)[-1] or "-"
         h.upload(rel)
@@ -498,7 +506,7 @@ def deploy_host(host: Host, rel: Release, cfg: DeployConfig, control_dir: Path) 
         h.switch(new)
         step_done = "switched"
         try:
-            health = _activate(h, cfg)
+            health = _activate(h, cfg, rewrite)
         except DeployError as e:
             if cfg.auto_rollback and old_current:
                 h.set_link("current", old_current)  # as it was: the failed release is not 'previous'
@@ -536,7 +544,7 @@ def rollback_host(host: Host, cfg: DeployConfig, control_dir: Path) -> HostResul
         h.set_link("current", prev)
         if cur:
             h.set_link("previous", cur)
-        health = _activate(h, cfg)
+        health = _activate(h, cfg, rewrite=cfg.run_args is not None)  # else: the unit as deployed
         res.ok, res.release, res.previous = True, prev.rsplit("/", 1)[-1], cur.rsplit("/", 1)[-1] or "-"
         res.detail = health
     except (DeployError, ValueError, OSError) as e:
@@ -629,8 +637,6 @@ def deploy_main(argv: list[str]) -> int:
         run_args=a.run_args, variant=a.variant, health_wait=a.health_wait, keep=a.keep,
         auto_rollback=a.auto_rollback, ssh_options=a.ssh_option,
     )
-    if cfg.systemd != "off":
-        cfg.full_run_args()  # a missing --run-args fails here, before any host is touched
     with tempfile.TemporaryDirectory(prefix="edgewise-deploy-") as tmp:
         tmpd = Path(tmp)
         ctl = Path(tempfile.mkdtemp(prefix="ew-ssh-", dir="/tmp"))  # short: socket paths max ~100 chars

@@ -198,6 +198,11 @@ def test_host_specs_and_inventory_parse(tmp_path: Path):
 def test_unit_restarts_on_failure_and_runs_the_current_bundle():
     unit = render_unit("inspect", "/home/pi/edgewise", "--source picamera2", user="pi", scope="system")
     assert "--source 50%%" in render_unit("inspect", "/b", "--source 50%", user="pi", scope="system")
+    from edgewise.edge.deploy import DeployConfig
+
+    assert DeployConfig(app="inspect").full_run_args().startswith("--source picamera2 --jsonl= ")
+    with pytest.raises(ValueError, match="--app vibration: give its source with --run-args"):
+        DeployConfig(app="vibration").full_run_args()
     assert "Restart=on-failure" in unit and "User=pi" in unit and "WantedBy=multi-user.target" in unit
     assert ("ExecStart=/home/pi/edgewise/venv/bin/edgewise run inspect --bundle "
             "/home/pi/edgewise/current/bundle --source picamera2") in unit
@@ -235,11 +240,13 @@ def test_deploy_redeploy_and_rollback_on_a_loopback_pi(pi: FakePi, wheel: Path, 
     assert rel2 != rel1 and remote_link(pi, "previous") == rel1
     assert (base / rel2 / "bundle" / "notes" / "v2.txt").exists()
 
-    r = deploy(pi, "--rollback", "--run-args", run_args)
+    unit_before = (pi.home / ".config/systemd/user/edgewise-classify.service").read_text()
+    r = deploy(pi, "--rollback")  # no --run-args: the unit stays as deployed
     assert r.returncode == 0, r.stdout + r.stderr
     assert remote_link(pi, "current") == rel1 and remote_link(pi, "previous") == rel2
     assert not (base / "current" / "bundle" / "notes").exists()
     assert "rollback" in r.stdout
+    assert (pi.home / ".config/systemd/user/edgewise-classify.service").read_text() == unit_before
     restarts = [c for c in (pi.home / ".systemctl-shim" / "calls.log").read_text().splitlines()
                 if c.startswith("restart")]
     assert len(restarts) == 3

@@ -222,6 +222,17 @@ def test_stats_window_bounds_memory_but_counters_stay_totals(video: Path):
     assert all(len(v) < 20 for v in stats.times.values())  # a months-long service stays bounded
     assert stats.summary()["end_to_end"]["n"] == len(stats.times["end_to_end"])
 
+
+def test_preview_annotates_images_and_draws_signal_windows():
+    from edgewise.edge.status import annotate
+
+    img = annotate(Frame(np.zeros((48, 64), np.uint8), 0.0, 3, {}), {"label": "7", "probability": 0.9,
+                                                                   "latency_ms": {"end_to_end": 2.5}})
+    assert img.shape == (48, 64, 3) and img.max() > 0  # gray -> BGR with the label drawn
+    window = np.sin(np.linspace(0, 20, 2048)).astype(np.float32)
+    trace = annotate(Frame(window, 0.0, 0, {}), {"score": 0.1, "alarm": False})
+    assert trace.shape == (240, 640, 3) and (trace[..., 1] > 200).sum() > 500  # the waveform
+
 # --- picamera2 ------------------------------------------------------------------------------
 
 
