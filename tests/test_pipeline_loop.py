@@ -199,11 +199,11 @@ def test_sigterm_stops_the_loop_gracefully_and_writes_stats(video: Path, digits_
          "--jsonl", str(events), "--stats", str(stats_file)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not events.exists() or events.stat().st_size < 2000):
+    deadline = time.monotonic() + 90
+    # past the video's 60 frames: --loop keeps the camera-like source going until the signal
+    while time.monotonic() < deadline and (not events.exists() or events.read_text().count("\n") <= 70):
         assert proc.poll() is None, proc.communicate()[1]
         time.sleep(0.1)
-    time.sleep(2.5)  # past the video's end: --loop keeps the camera-like source going
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
@@ -342,9 +342,13 @@ def test_status_page_serves_live_stats_and_an_annotated_mjpeg_preview(video: Pat
     t = threading.Thread(target=runner.run, args=(LatestFrame(VideoSource(video, realtime=True, loop=True)),))
     t.start()
     try:
-        time.sleep(0.8)
-        stats = json.loads(urllib.request.urlopen(server.url + "stats.json", timeout=5).read())
-        assert stats["app"] == "slow" and stats["frames"] > 5 and stats["fps"] > 5
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            stats = json.loads(urllib.request.urlopen(server.url + "stats.json", timeout=5).read())
+            if stats.get("frames", 0) > 5:
+                break
+            time.sleep(0.1)
+        assert stats["app"] == "slow" and stats["frames"] > 5 and stats["fps"] > 1
         assert stats["end_to_end"]["n"] > 0 and stats["last_event"]["app"] == "slow"
         with urllib.request.urlopen(server.url + "stream.mjpg", timeout=5) as r:
             assert r.headers["Content-Type"].startswith("multipart/x-mixed-replace")
