@@ -87,7 +87,7 @@ class MqttSink:
         try:
             import paho.mqtt.client as mqtt
         except ImportError:
-            raise RuntimeError(
+            raise ImportError(
                 "MQTT needs paho-mqtt>=2: pip install 'edgewise[mqtt]' (or apt install python3-paho-mqtt)"
             ) from None
         self.device = device or socket.gethostname().split(".")[0]

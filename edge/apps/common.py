@@ -105,12 +105,15 @@ def make_sinks(a: argparse.Namespace, app_name: str | None = None) -> list[Any]:
         from ..mqtt import MqttSink, parse_broker
 
         host, port = parse_broker(a.mqtt)
-        sinks.append(MqttSink(
-            host, port, device=getattr(a, "device_id", None), app=app_name or "app",
-            buffer_path=getattr(a, "mqtt_buffer", None),
-            username=os.environ.get("EDGEWISE_MQTT_USERNAME"),
-            password=os.environ.get("EDGEWISE_MQTT_PASSWORD"),
-        ))
+        try:
+            sinks.append(MqttSink(
+                host, port, device=getattr(a, "device_id", None), app=app_name or "app",
+                buffer_path=getattr(a, "mqtt_buffer", None),
+                username=os.environ.get("EDGEWISE_MQTT_USERNAME"),
+                password=os.environ.get("EDGEWISE_MQTT_PASSWORD"),
+            ))
+        except ImportError as e:  # one line on the command line, not a traceback
+            raise ValueError(str(e)) from None
     return sinks
 
 
