@@ -134,7 +134,7 @@ def prepare(recs: list[Recording], cfg: VibrationConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"fs": fs, "fx": fx, "normal": normal[0].name, "sets": {}, "faults": {}}
     for name, (a, b) in zip(("train", "val", "test"), split_in_time(len(sig), cfg.split), strict=True):
         w = frame_signal(sig[a:b], cfg.window, cfg.hop_normal)
-        if len(w) < 8:
+        if len(w) < 4:
             raise ValueError(
                 f"healthy {name} split has {len(w)} windows of {cfg.window} samples; "
                 "use a shorter window or a longer recording"
@@ -252,7 +252,7 @@ def sweep_window_lengths(
 ) -> list[dict[str, Any]]:
     """Detection vs window length: Keras float32 AE and baseline retrained per length.
 
-    Hops scale with the window (normal: window/16, faults: window/4) so every length sees
+    Hops scale with the window (normal: window/32, faults: window/4) so every length sees
     the same stretch of signal; thresholds come from validation scores as in the main run.
     """
     from .keras_utils import tf_setup
@@ -261,7 +261,7 @@ def sweep_window_lengths(
     rows = []
     for L in lengths:
         c = VibrationConfig(
-            **{**cfg.__dict__, "window": L, "hop_normal": max(32, L // 16), "hop_fault": max(128, L // 4)}
+            **{**cfg.__dict__, "window": L, "hop_normal": max(32, L // 32), "hop_fault": max(128, L // 4)}
         )
         t0 = time.monotonic()
         try:
@@ -764,7 +764,7 @@ def train_main(argv: list[str]) -> int:
     )
     p.add_argument(
         "--sweep",
-        default="1024,2048,4096,8192,12000",
+        default="512,1024,2048,4096,8192,12000",
         help="window lengths for the detection-vs-window study ('' = skip)",
     )
     p.add_argument("--variants", help="comma-separated variants (default: all six)")

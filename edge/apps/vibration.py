@@ -113,8 +113,8 @@ def check_window(w: np.ndarray, window: int) -> np.ndarray:
     w = np.asarray(w, dtype=np.float64).ravel()
     if w.size != window:
         raise ValueError(f"window has {w.size} samples, the bundle expects {window}")
-    bad = int((~np.isfinite(w)).sum())
-    if bad:
+    if not np.isfinite(w.sum()):  # one pass; NaN/inf propagate into the sum
+        bad = int((~np.isfinite(w)).sum())
         raise ValueError(f"window has {bad} NaN/infinite samples of {window}")
     return w
 
@@ -161,6 +161,7 @@ class FeatureExtractor:
         self._env_idx = np.nonzero(band)[0]
         if self._env_idx.size == 0:
             raise ValueError(f"envelope band {c.env_lo}-{c.env_hi} Hz holds no FFT bin at n={n}")
+        self._env_slice = slice(int(self._env_idx[0]), int(self._env_idx[-1]) + 1)
         # The envelope is the magnitude of the band's analytic signal, which does not change
         # when the band is shifted down to 0 Hz; so the band's bins go into a shorter inverse
         # FFT of m points (complex demodulation), giving the envelope at fs * m / n.
@@ -172,6 +173,7 @@ class FeatureExtractor:
         # the envelope inherits the signal's Hann taper, resampled to m points
         self._env_taper = np.interp(np.arange(self._env_m) * n / self._env_m, np.arange(n), self._hann)
         self._env_scale = 2.0 / (self._env_fs * (self._env_taper**2).sum())
+        self._env_taper_unit = self._env_taper / self._env_taper.sum()
         efreqs = np.fft.rfftfreq(self._env_m, 1.0 / self._env_fs)
         self._env_w = _band_matrix(
             efreqs, self._env_fs / self._env_m, np.linspace(0.0, c.env_fmax, c.env_bands + 1)
@@ -192,48 +194,59 @@ class FeatureExtractor:
 
     def indicators(self, x: np.ndarray) -> np.ndarray:
         """RMS, peak, crest factor, kurtosis (not excess), skewness per row, of the centred signal."""
+        n = x.shape[-1]
         xc = x - x.mean(axis=-1, keepdims=True)
         x2 = xc * xc
-        m2 = x2.mean(axis=-1)
-        rms = np.sqrt(m2)
-        peak = np.maximum(xc.max(axis=-1), -xc.min(axis=-1))
-        safe = np.maximum(m2, _EPS)
-        kurt = np.einsum("ij,ij->i", x2, x2) / x.shape[-1] / safe**2
-        skew = np.einsum("ij,ij->i", x2, xc) / x.shape[-1] / safe**1.5
-        return np.stack([rms, peak, peak / np.maximum(rms, _EPS), kurt, skew], axis=-1)
+        m2 = np.maximum(x2.sum(axis=-1) / n, _EPS)
+        out = np.empty((x.shape[0], len(INDICATORS)))
+        out[:, 0] = np.sqrt(m2)
+        out[:, 1] = np.abs(xc).max(axis=-1)
+        out[:, 2] = out[:, 1] / out[:, 0]
+        out[:, 3] = np.einsum("ij,ij->i", x2, x2) / (n * m2 * m2)
+        out[:, 4] = np.einsum("ij,ij->i", x2, xc) / (n * m2 * out[:, 0])
+        return out
 
-    def transform(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n, window) samples -> features (n, dim) float32 and indicators (n, 5) float64."""
-        x = np.atleast_2d(np.asarray(windows, dtype=np.float64))
-        if x.shape[-1] != self.window:
-            raise ValueError(f"windows have {x.shape[-1]} samples, the extractor expects {self.window}")
-        if not np.isfinite(x).all():
-            raise ValueError("windows contain NaN or infinite samples")
+    def transform(self, windows: np.ndarray, *, checked: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(n, window) samples -> features (n, dim) float32 and indicators (n, 5) float64.
+
+        ``checked``: the caller already verified length and finiteness (``check_window``).
+        """
+        if checked:
+            x = windows.reshape(-1, self.window)
+        else:
+            x = np.atleast_2d(np.asarray(windows, dtype=np.float64))
+            if x.shape[-1] != self.window:
+                raise ValueError(f"windows have {x.shape[-1]} samples, the extractor expects {self.window}")
+            if not np.isfinite(x).all():
+                raise ValueError("windows contain NaN or infinite samples")
         c = self.cfg
         out = np.empty((x.shape[0], self.dim), dtype=np.float64)
         ind = self.indicators(x)
         # one FFT of the Hann-windowed signal serves the spectrum and the envelope
         X = np.fft.rfft(x * self._hann, axis=-1)
-        p = (X.real * X.real + X.imag * X.imag) * (2.0 * self._psd_scale)
         k = self._spec_rows
-        out[:, : c.spec_bands] = p[:, :k] @ self._spec_w[:k]
+        Xk = X[:, :k]
+        out[:, : c.spec_bands] = ((Xk.real * Xk.real + Xk.imag * Xk.imag) @ self._spec_w[:k]) * (
+            2.0 * self._psd_scale
+        )
         # envelope: the band's bins shifted to 0 Hz (complex demodulation), analytic magnitude;
         # it carries the Hann taper, so the envelope's Hann-shaped mean is removed, and it is
         # not windowed a second time
         Z = np.zeros((x.shape[0], self._env_m), dtype=np.complex128)
-        Z[:, : self._env_idx.size] = X[:, self._env_idx]
+        Z[:, : self._env_idx.size] = X[:, self._env_slice]
         env = np.abs(np.fft.ifft(Z, axis=-1))
-        env -= (env.sum(axis=-1, keepdims=True) / self._env_taper.sum()) * self._env_taper
+        env -= env.sum(axis=-1, keepdims=True) * self._env_taper_unit
         E = np.fft.rfft(env, axis=-1)
         ke = self._env_rows
-        pe = (E.real[:, :ke] ** 2 + E.imag[:, :ke] ** 2) * self._env_scale
+        Ek = E[:, :ke]
         j = c.spec_bands + c.env_bands
-        out[:, c.spec_bands : j] = pe @ self._env_w[:ke]
+        pe = (Ek.real * Ek.real + Ek.imag * Ek.imag) @ self._env_w[:ke]
+        out[:, c.spec_bands : j] = pe * self._env_scale
         np.log10(out[:, :j] + _EPS, out=out[:, :j])
-        out[:, j : j + 2] = np.log10(ind[:, :2] + _EPS)
-        out[:, j + 2] = ind[:, 2]
-        out[:, j + 3] = np.log10(ind[:, 3] + _EPS)
-        out[:, j + 4] = ind[:, 4]
+        out[:, j:] = ind
+        out[:, j : j + 4] += _EPS  # rms, peak (crest and kurtosis unchanged in practice)
+        np.log10(out[:, j : j + 2], out=out[:, j : j + 2])
+        np.log10(out[:, j + 3], out=out[:, j + 3])
         return out.astype(np.float32), ind
 
 
@@ -365,7 +378,7 @@ class VibrationApp:
         self.changes_only = changes_only
 
     def check_rate(self, fs: float) -> None:
-        if not np.isclose(float(fs), self.fs):
+        if fs != self.fs and abs(float(fs) - self.fs) > 1e-6 * self.fs:
             raise ValueError(
                 f"source sampled at {fs:g} Hz but the bundle was trained at {self.fs:g} Hz: "
                 "resample the source (an integer ratio is resampled automatically) or retrain"
@@ -376,8 +389,8 @@ class VibrationApp:
         if fs is not None:
             self.check_rate(fs)
         w = check_window(frame.data, self.window)
-        feats, ind = self.fx.transform(w[None, :])
-        return standardize(feats, self.mean, self.std), ind
+        feats, ind = self.fx.transform(w, checked=True)
+        return ((feats - self.mean) / self.std).astype(np.float32, copy=False), ind
 
     def infer(self, x: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         z, ind = x

@@ -1,0 +1,141 @@
+"""Vibration end to end on real CWRU data: train small -> bundle -> edge loop without TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FAULTS = ["IR007_0", "B007_0", "OR007@6_0", "OR021@6_0"]
+
+
+@pytest.fixture(scope="module")
+def vib(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A small autoencoder on real CWRU windows (4 fault files, 40 epochs, two TFLite variants)."""
+    from edgewise.train.data.cwru import load_cwru
+    from edgewise.train.vibration import VibrationConfig, train_vibration
+
+    recs = load_cwru(data_dir, faults=FAULTS)
+    out = tmp_path_factory.mktemp("vib") / "vib.bundle"
+    cfg = VibrationConfig(epochs=40)
+    m = train_vibration(
+        recs,
+        out,
+        cfg,
+        dataset={"name": "CWRU test subset", "channel": "DE", "normal_fs": 48000.0, "fault_fs": 12000.0},
+        variants=["tflite_float32", "tflite_int8"],
+        quiet=True,
+    )
+    return {"bundle": out, "metrics": m, "recs": recs, "cfg": cfg}
+
+
+@pytest.mark.realdata
+def test_small_training_on_real_cwru_detects_every_fault_file(vib: dict):
+    res = vib["metrics"]["results"]
+    for scorer in ("keras", "tflite_float32", "tflite_int8", "baseline"):
+        assert set(res[scorer]["per_file"]) == set(FAULTS)
+        assert res[scorer]["auroc_min"] > 0.9, scorer  # chance is 0.5
+    assert abs(res["tflite_int8"]["auroc_overall"] - res["tflite_float32"]["auroc_overall"]) < 0.02
+
+
+@pytest.mark.realdata
+def test_bundle_carries_thresholds_normalization_and_report(vib: dict):
+    from edgewise.edge.bundle import load_bundle
+
+    b = load_bundle(vib["bundle"])
+    assert set(b.thresholds["per_variant"]) == {"tflite_float32", "tflite_int8"}
+    assert b.thresholds["baseline"] > 0 and b.config["fs"] == 12000 and b.config["window"] == 2048
+    assert len(b.input["normalization"]["mean"]) == b.input["shape"][1]
+    for f in (
+        "report/vibration.md",
+        "report/metrics.json",
+        "report/roc.png",
+        "report/score_time_tflite_int8.png",
+        "report/histogram_baseline.png",
+        "report/learning_curves.png",
+    ):
+        assert b.file(f).is_file(), f
+    m = json.loads(b.file("report/metrics.json").read_text())
+    assert m["results"]["tflite_int8"]["per_file"]["IR007_0"]["auroc"] == pytest.approx(
+        vib["metrics"]["results"]["tflite_int8"]["per_file"]["IR007_0"]["auroc"]
+    )
+    assert "AUROC" in b.file("report/vibration.md").read_text()
+
+
+@pytest.mark.realdata
+def test_edge_app_features_equal_the_training_features(vib: dict):
+    """The device's preprocess gives the very inputs the model was trained and evaluated on."""
+    from edgewise.edge.apps.vibration import FeatureExtractor, VibrationApp, frame_signal, standardize
+    from edgewise.edge.bundle import load_bundle
+    from edgewise.edge.pipeline import Frame
+    from edgewise.train.vibration import prepare
+
+    b = load_bundle(vib["bundle"])
+    d = prepare(vib["recs"], vib["cfg"])
+    app = VibrationApp(b, "tflite_int8", threads=1)
+    fault = vib["recs"][1]
+    w = frame_signal(fault.signal, 2048, vib["cfg"].hop_fault)[3]
+    z_edge, _ = app.preprocess(Frame(w, 0.0, 0, {"fs": 12000.0}))
+    norm = b.input["normalization"]
+    z_train = standardize(
+        d["faults"][fault.name]["feats"][3:4], np.float32(norm["mean"]), np.float32(norm["std"])
+    )
+    np.testing.assert_array_equal(z_edge, z_train)
+    assert isinstance(d["fx"], FeatureExtractor)
+
+
+@pytest.mark.realdata
+def test_edge_run_on_replayed_recording_writes_events_without_tensorflow(vib: dict, tmp_path: Path):
+    """`edgewise run vibration` in a fresh process: healthy then faulty signal, NaNs in between;
+    JSON lines + SQLite events, an alarm is raised, bad windows skipped, TensorFlow never imported."""
+    recs = vib["recs"]
+    healthy = recs[0].signal[-2048 * 6 :]
+    bad = np.full(2048, np.nan)
+    sig = np.r_[healthy, bad, recs[1].signal[: 2048 * 8]]
+    src = tmp_path / "replay.npy"
+    np.save(src, sig)
+    jl, db = tmp_path / "ev.jsonl", tmp_path / "ev.db"
+    code = (
+        "import sys\n"
+        "from edgewise.edge.apps.vibration import run_main\n"
+        f"rc = run_main(['--bundle', {str(vib['bundle'])!r}, '--source', {str(src)!r}, '--fs', '12000', "
+        f"'--jsonl', {str(jl)!r}, '--sqlite', {str(db)!r}, '--variant', 'tflite_int8'])\n"
+        "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported by the edge loop'\n"
+        "print('RC', rc)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "RC 0" in r.stdout
+    assert "NaN/infinite samples" in r.stderr and "errors=1" in r.stderr
+    events = [json.loads(line) for line in jl.read_text().splitlines()]
+    assert len(events) == 6 + 8
+    assert not any(e["anomalous"] for e in events[:6])
+    assert sum(e["anomalous"] for e in events[6:]) >= 7
+    assert [e["kind"] for e in events].count("alarm_raised") == 1
+    with sqlite3.connect(db) as con:
+        kinds = [k for (k,) in con.execute("SELECT kind FROM events ORDER BY id")]
+    assert len(kinds) == 14 and "alarm_raised" in kinds
+
+
+@pytest.mark.realdata
+def test_run_refuses_a_source_at_the_wrong_rate(vib: dict, tmp_path: Path):
+    from edgewise.edge.apps.vibration import run_main
+
+    np.save(tmp_path / "x.npy", np.zeros(20000))
+    assert (
+        run_main(["--bundle", str(vib["bundle"]), "--source", str(tmp_path / "x.npy"), "--fs", "10000"]) == 2
+    )
+
+
+@pytest.mark.realdata
+def test_edge_cost_is_measured_per_window(vib: dict):
+    from edgewise.benchmarks.vibration import edge_cost
+    from edgewise.edge.bundle import load_bundle
+
+    c = edge_cost(load_bundle(vib["bundle"]), "tflite_int8", iterations=50, warmup=5)
+    assert 0 < c["p50_ms"] <= c["p99_ms"] and c["realtime_factor_p50"] > 1
