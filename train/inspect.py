@@ -779,8 +779,12 @@ def demo(out_dir: Path, data: Path | None, quiet: bool) -> dict[str, Any]:
     real = data is not None and find_magnetic_tile(data) is not None
     if real:
         src = find_magnetic_tile(data)
-        log("inspect demo: REAL data (magnetic tile), short training (8 epochs)", quiet=False)
-        cfg = InspectConfig(mode="supervised", epochs=8)
+        log(
+            "inspect demo: REAL data (magnetic tile), a short training on a subset (25 parts per "
+            "kind, 5 epochs): figures below are far from a full `edgewise train inspect` run",
+            quiet=False,
+        )
+        cfg = InspectConfig(mode="supervised", epochs=5, limit=25, defect_crops=12, good_crops=6, batch=32)
     else:
         src = make_synthetic_dataset(out_dir / "synthetic_tiles")
         log(
@@ -788,7 +792,7 @@ def demo(out_dir: Path, data: Path | None, quiet: bool) -> dict[str, Any]:
             "about real parts)",
             quiet=False,
         )
-        cfg = InspectConfig(mode="supervised", epochs=6, scale=1.0)
+        cfg = InspectConfig(mode="supervised", epochs=5, scale=1.0, defect_crops=12, good_crops=6, batch=32)
     bundle_dir = out_dir / ("inspect_supervised.bundle" if real else "inspect_synthetic.bundle")
     if bundle_dir.exists():
         shutil.rmtree(bundle_dir)

@@ -177,8 +177,12 @@ def prepare_part(
     return gray, normalize(tiles), pos
 
 
-def score_tiles(model: Any, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    """P(defect) (or anomaly score) of every tile; the last output column is the score."""
+def score_tiles(model: Any, x: np.ndarray, batch: int = 8) -> np.ndarray:
+    """P(defect) (or anomaly score) of every tile; the last output column is the score.
+
+    Small batches: activations of a few 64x64 tiles stay in cache, measured faster on XNNPACK
+    than one batch of all tiles (and than one tile at a time).
+    """
     outs = [np.asarray(model.predict(x[i : i + batch])) for i in range(0, len(x), batch)]
     y = np.concatenate(outs).reshape(len(x), -1)
     return y[:, -1].astype(np.float64)
