@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -645,6 +646,11 @@ def _build_wheel(src: Path, out: Path) -> Path:
     return wheels[-1]
 
 
+def _pip(venv: str) -> list[str]:
+    """The root's pip (Debian's python3-pip) acting on ``venv``, offline."""
+    return ["python3", "-m", "pip", "--python", f"{venv}/bin/python", "install", "-q", "--no-index"]
+
+
 def prepare_root(cache: Path, target: Target, *, mirror: str, stage: _Stage, quiet: bool) -> dict[str, Any]:
     """Build or reuse the root, its Python environment and the current edgewise install."""
     check_environment(need_debootstrap=not (cache / f"{SUITE}-arm64-{root_key()}").is_dir())
@@ -675,10 +681,13 @@ def prepare_root(cache: Path, target: Target, *, mirror: str, stage: _Stage, qui
                 shutil.rmtree(inroot_wheels)
             shutil.copytree(wheels, inroot_wheels)
             shutil.rmtree(root / venv.lstrip("/"), ignore_errors=True)
-            log("  python3 -m venv (emulated)", quiet=quiet)
-            _chroot(root, target, ["python3", "-m", "venv", venv], what="creating the venv in the root")
-            log(f"  pip install --no-index {' '.join(reqs)} (emulated, a few minutes)", quiet=quiet)
-            _chroot(root, target, [f"{venv}/bin/pip", "install", "-q", "--no-index", "--find-links",
+            # The root's own pip installs into a pip-less venv, without byte-compiling: both
+            # are slow under emulation, and modules compile on first import anyway.
+            log("  python3 -m venv --without-pip (emulated)", quiet=quiet)
+            _chroot(root, target, ["python3", "-m", "venv", "--without-pip", venv],
+                    what="creating the venv in the root")
+            log(f"  pip install --no-index {' '.join(reqs)} (emulated, 1-2 minutes)", quiet=quiet)
+            _chroot(root, target, [*_pip(venv), "--no-compile", "--find-links",
                                    f"/opt/edgewise/wheels-{wheels.name}", *reqs],
                     what="installing the arm64 wheels in the root")
             marker.write_text("\n".join(reqs) + "\n")
@@ -694,11 +703,11 @@ def prepare_root(cache: Path, target: Target, *, mirror: str, stage: _Stage, qui
             dest.mkdir(parents=True)
             whl = _build_wheel(src, dest)
             log(f"  built {whl.name}; installing it with --no-index (emulated)", quiet=quiet)
-            pip = f"{venv}/bin/pip"
-            _chroot(root, target, [pip, "uninstall", "-q", "-y", "edgewise"], what="pip uninstall")
-            _chroot(root, target, [pip, "install", "-q", "--no-index", "--find-links",
-                                   f"/opt/edgewise/wheels-{wheels.name}", f"/opt/edgewise/dist/{whl.name}"],
+            _chroot(root, target, [*_pip(venv), "--force-reinstall", "--no-deps",
+                                   f"/opt/edgewise/dist/{whl.name}"],
                     what="installing the edgewise wheel in the root")
+            _chroot(root, target, [f"{venv}/bin/python", "-m", "edgewise.edge.cli", "--version"],
+                    what="importing edgewise in the root")
             mark.write_text(digest + "\n")
     return {"root": root, "python": f"{venv}/bin/python", "requirements": reqs}
 
@@ -747,12 +756,9 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _event_key(e: dict[str, Any]) -> str:
-    return str(e.get("path") or e.get("index") or e.get("ts"))
-
-
 def _event_answer(e: dict[str, Any]) -> Any:
-    for k in ("label", "decision", "anomaly", "name", "verdict", "kind"):
+    """The decision an event carries (class, PASS/FAIL, anomalous, identity), for comparison."""
+    for k in ("label", "decision", "anomalous", "anomaly", "identity", "name", "verdict", "kind"):
         if k in e:
             return e[k]
     return None
@@ -825,7 +831,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  sudo edgewise verify vibration.bundle --target pi5 --app-source recording.csv --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("bundle", help="bundle directory or .zip")
+    p.add_argument("bundle", nargs="?", help="bundle directory or .zip")
+    p.add_argument("--prepare", action="store_true",
+                   help="only build or update the cached root (no bundle): CI runs it beside training")
     p.add_argument("--target", choices=sorted(TARGETS), default="pi4",
                    help="pi4: Cortex-A72, pi5: Cortex-A76 (default pi4)")
     p.add_argument("--root", default=os.environ.get("EDGEWISE_PI_ROOT", DEFAULT_CACHE),
@@ -844,6 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
                    + ", ".join(f"{k} {v}" for k, v in MAX_METRIC_DROP.items()) + ")")
     p.add_argument("--app-source", help="input for the application's edge pipeline run "
                    "(default for image bundles: the evaluation samples as PNGs)")
+    p.add_argument("--app-args", help="extra arguments for `edgewise run APP`, e.g. '--fs 12000'")
     p.add_argument("--app-frames", type=int, default=32, help="frames for the pipeline run")
     p.add_argument("--no-app", action="store_true", help="skip the end-to-end pipeline run")
     p.add_argument("--mirror", default=os.environ.get("EDGEWISE_DEBIAN_MIRROR", DEFAULT_MIRROR))
@@ -872,6 +881,15 @@ def _verify(a: argparse.Namespace) -> int:
     quiet = a.quiet
     cache = Path(a.root).resolve()
     check_environment(need_debootstrap=not (cache / f"{SUITE}-arm64-{root_key()}").is_dir())
+    if a.prepare:
+        stage = _Stage(4, quiet)
+        with _cache_lock(cache, quiet):
+            env = prepare_root(cache, target, mirror=a.mirror, stage=stage, quiet=quiet)
+        print(f"edgewise verify: emulated Pi root ready: {env['root']} ({env['python']}); "
+              f"{sum(stage.seconds.values()):.0f}s")
+        return EXIT_OK
+    if not a.bundle:
+        raise VerifyError("a bundle is required (or --prepare to only build the root)")
     bundle = load_bundle(a.bundle)
     names = a.variants or list(bundle.variants)
     for n in names:
@@ -1000,6 +1018,7 @@ def _run_app(bundle: Any, a: argparse.Namespace, env: dict[str, Any], target: Ta
             str(a.app_frames), "--threads", str(a.threads), "--jsonl", f"{inroot}/app/events.jsonl"]
     if a.variants:
         args += ["--variant", a.variants[0]]
+    args += shlex.split(a.app_args or "")
     try:
         _chroot(env["root"], target, [env["python"], "-m", "edgewise.edge.verify", "--inside", "app",
                                       "--out", f"{inroot}/app", "--", *args],
@@ -1017,19 +1036,19 @@ def _run_app(bundle: Any, a: argparse.Namespace, env: dict[str, Any], target: Ta
                  "--jsonl", str(host_dir / "events.jsonl")]
     if a.variants:
         host_args += ["--variant", a.variants[0]]
+    host_args += shlex.split(a.app_args or "")
     host_cmd = [sys.executable, "-m", "edgewise.edge.verify", "--inside", "app", "--out", str(host_dir),
                 "--", *host_args]
     _run(host_cmd, what=f"edgewise run {app} on this machine", timeout=1800)
     host_events = _read_events(host_dir / "events.jsonl")
-    arm_by = {_event_key(e).replace(inroot, str(work)): _event_answer(e) for e in arm_events}
-    host_by = {_event_key(e): _event_answer(e) for e in host_events}
-    common = sorted(set(arm_by) & set(host_by))
-    agree = sum(arm_by[k] == host_by[k] for k in common)
+    # Same files, same order, no pacing: the i-th event of each run is about the same input.
+    pairs = list(zip(arm_events, host_events, strict=False))
+    agree = sum(_event_answer(ea) == _event_answer(eh) for ea, eh in pairs)
     ok = (res["rc"] == 0 and len(arm_events) > 0 and not res["facts"]["tensorflow_imported"]
-          and agree == len(common) and len(arm_events) == len(host_events))
+          and agree == len(pairs) and len(arm_events) == len(host_events))
     return {
         "status": "pass" if ok else "FAIL", "app": app, "inputs": n_inputs, "rc": res["rc"],
-        "events": len(arm_events), "host_events": len(host_events), "compared": len(common),
+        "events": len(arm_events), "host_events": len(host_events), "compared": len(pairs),
         "agree": agree, "tensorflow_imported": res["facts"]["tensorflow_imported"],
         "machine": res["facts"]["machine"],
     }
