@@ -42,6 +42,10 @@ __all__ = [
 ]
 
 SIZE = 48
+# Batch-norm statistics must settle within a short training: with Keras' 0.99 the inference-time
+# statistics of a few hundred steps are still near their initial values and every embedding
+# collapses onto one direction.
+BN_MOMENTUM = 0.9
 NORMALIZATION = {"scale": 1 / 127.5, "offset": -1.0}
 
 
@@ -102,30 +106,31 @@ def build_embedding_net(keras: Any, size: int = SIZE, dim: int = 128, width: flo
 
     def conv(h: Any, n: int, k: int, s: int, act: bool = True) -> Any:
         h = L.Conv2D(n, k, s, padding="same", use_bias=False)(h)
-        h = L.BatchNormalization()(h)
+        h = L.BatchNormalization(momentum=BN_MOMENTUM)(h)
         return L.ReLU(6.0)(h) if act else h
 
     def block(h: Any, n: int, s: int, t: int = 2) -> Any:
         inp = h
         h = conv(h, int(h.shape[-1]) * t, 1, 1)
         h = L.DepthwiseConv2D(3, s, padding="same", use_bias=False)(h)
-        h = L.ReLU(6.0)(L.BatchNormalization()(h))
+        h = L.ReLU(6.0)(L.BatchNormalization(momentum=BN_MOMENTUM)(h))
         h = conv(h, n, 1, 1, act=False)
         return L.Add()([inp, h]) if s == 1 and int(inp.shape[-1]) == n else h
 
     inp = keras.Input((size, size, 1), name="face")
     h = conv(inp, c(24), 3, 2)  # size/2; one cheap depthwise step to size/4 before the blocks
     h = L.DepthwiseConv2D(3, 2, padding="same", use_bias=False)(h)
-    h = L.ReLU(6.0)(L.BatchNormalization()(h))
+    h = L.ReLU(6.0)(L.BatchNormalization(momentum=BN_MOMENTUM)(h))
     h = conv(h, c(48), 1, 1)
     for n, s, reps in ((64, 1, 2), (96, 2, 3), (128, 2, 2)):
         for r in range(reps):
             h = block(h, c(n), s if r == 0 else 1)
     h = conv(h, c(256), 1, 1)
     h = L.DepthwiseConv2D(int(h.shape[1]), 1, padding="valid", use_bias=False, name="gdconv")(h)
-    h = L.BatchNormalization()(h)
+    h = L.BatchNormalization(momentum=BN_MOMENTUM)(h)
     h = L.Conv2D(dim, 1, use_bias=False)(h)
-    h = L.BatchNormalization(name="embedding_bn")(L.Flatten()(h))
+    # no learned shared offset: it would add the same direction to every embedding
+    h = L.BatchNormalization(momentum=BN_MOMENTUM, center=False, name="embedding_bn")(L.Flatten()(h))
     out = L.UnitNormalization(name="embedding")(h)
     return keras.Model(inp, out, name="face_embed")
 
@@ -209,6 +214,7 @@ def calibrate_threshold(sims: np.ndarray, genuine: np.ndarray, far: float) -> di
     gen = sims[genuine]
     k = int(math.floor(far * len(imp)))
     thr = float(imp[len(imp) - k - 1]) + 1e-6 if k < len(imp) else float(imp[0])
+    thr = min(thr, 1.0)  # cosine similarity never exceeds 1: at 1.0 nobody but exact copies match
     return {
         "unknown": round(thr, 6),
         "far_target": far,

@@ -1,0 +1,154 @@
+"""Train a tiny embedding network on real face sets, then enroll and recognize on the edge loop."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny(data_dir, tmp_path_factory):
+    """32x32, half width, 5 epochs on UMIST + GT (70 identities, about a minute); ORL stays unseen."""
+    from edgewise.train.face import train_face
+
+    out = tmp_path_factory.mktemp("face") / "face.bundle"
+    m = train_face(data_dir, out, epochs=5, holdout=8, sets=["UMIST", "GT"], size=32, width=0.5, margin=0.1,
+                   lr=5e-3, variants=["tflite_int8"], threads=2, quiet=True)
+    return out, m
+
+
+def test_tiny_embedding_training_beats_chance_and_init_on_unseen_orl(tiny, data_dir):
+    from edgewise.edge.apps.face import YuNetDetector
+    from edgewise.train.data.faces import load_orl
+    from edgewise.train.face import build_embedding_net, open_set_rank1, prepare, to_input
+    from edgewise.train.keras_utils import tf_setup
+
+    _, m = tiny
+    keras = tf_setup(0, threads=2)
+    det = YuNetDetector(data_dir / "models/face_detection/yunet_n_320_320.onnx")
+    orl = prepare(load_orl(data_dir / "faces/orl"), det, 32)
+    untrained = build_embedding_net(keras, 32, 128, 0.5)
+    base = open_set_rank1(untrained.predict(to_input(orl.x), verbose=0), orl.y)
+    trained = m["orl_keras_rank1_5enrolled"]
+    assert trained > 5 / 40, f"rank-1 {trained} not above 5x chance"
+    assert trained > base + 0.05, f"trained rank-1 {trained} vs untrained {base}"
+
+
+def test_bundle_carries_threshold_report_and_int8(tiny):
+    from edgewise.edge.bundle import load_bundle
+
+    path, m = tiny
+    b = load_bundle(path)
+    assert b.app == "face" and b.input["shape"] == [None, 32, 32, 1]
+    assert -1.0 <= b.thresholds["unknown"] <= 1.0 and b.thresholds["far_target"] == 0.001
+    assert set(b.meta["variants"]) == {"tflite_int8"}
+    for f in ("report/curves.png", "report/similarity.png", "report/roc.png", "report/metrics.json"):
+        assert b.file(f).stat().st_size > 0
+    assert m["calibration"]["impostor_pairs"] > 0
+
+
+def _write_probe_folder(data_dir: Path, folder: Path) -> None:
+    import shutil
+
+    folder.mkdir()
+    for s, imgs in (("s1", range(6, 11)), ("s2", range(1, 4))):
+        for i in imgs:
+            shutil.copy(data_dir / f"faces/orl/{s}/{i}.pgm", folder / f"{s}_{i}.pgm")
+    (folder / "s0_corrupt.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+
+
+def test_enroll_and_run_on_a_folder_without_tensorflow(tiny, data_dir, tmp_path):
+    """The edge side (enroll + run) in a fresh interpreter: TensorFlow must never be imported."""
+    bundle, _ = tiny
+    yunet = data_dir / "models/face_detection/yunet_n_320_320.onnx"
+    enroll_dir = tmp_path / "s1"
+    enroll_dir.mkdir()
+    import shutil
+
+    for i in range(1, 6):
+        shutil.copy(data_dir / f"faces/orl/s1/{i}.pgm", enroll_dir / f"{i}.pgm")
+    probes = tmp_path / "probes"
+    _write_probe_folder(data_dir, probes)
+    gallery, events = tmp_path / "g.db", tmp_path / "events.jsonl"
+    code = f"""
+import json, sys
+from edgewise.edge.apps.face import enroll_main, run_main
+common = ["--detector", "yunet", "--detector-model", {str(yunet)!r}]
+rc1 = enroll_main(["--gallery", {str(gallery)!r}, "--bundle", {str(bundle)!r}, "--name", "s1",
+                   "--images", {str(enroll_dir)!r}] + common)
+rc2 = run_main(["--bundle", {str(bundle)!r}, "--gallery", {str(gallery)!r}, "--source", {str(probes)!r},
+                "--jsonl", {str(events)!r}, "--threads", "1"] + common)
+rc3 = enroll_main(["--gallery", {str(gallery)!r}, "--list"])
+print(json.dumps({{"rc": [rc1, rc2, rc3], "tf": [m for m in sys.modules if m.split(".")[0] in
+                  ("tensorflow", "keras", "tf_keras")]}}))
+"""
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["rc"] == [0, 0, 0] and out["tf"] == []
+    assert "s1\t5 embeddings" in p.stdout
+    assert "s0_corrupt.jpg: corrupt or unsupported image" in p.stderr  # logged, and the loop went on
+    ev = [json.loads(line) for line in events.read_text().splitlines()]
+    assert len(ev) == 8, "every readable image gives one event"
+    for e in ev:
+        assert e["kind"] in ("person", "unknown")
+        assert set(e["latency_ms"]) >= {"detect", "align", "embed", "match", "end_to_end"}
+        assert len(e["box"]) == 4 and -1.0 <= e["similarity"] <= 1.0
+    s1 = [e for e in ev if Path(e["path"]).name.startswith("s1_")]
+    s2 = [e for e in ev if Path(e["path"]).name.startswith("s2_")]
+    # the tiny model need not be perfect, but the enrolled person must score above strangers
+    assert np.mean([e["similarity"] for e in s1]) > np.mean([e["similarity"] for e in s2])
+    assert time.monotonic() - t0 < 300
+
+
+def test_bad_frame_is_logged_and_the_runner_continues(tiny, data_dir, tmp_path, caplog):
+    import cv2
+
+    from edgewise.edge.apps.face import FaceApp, YuNetDetector
+    from edgewise.edge.bundle import load_bundle
+    from edgewise.edge.gallery import Gallery
+    from edgewise.edge.pipeline import Frame, Runner
+
+    class ListSource:
+        def __init__(self, frames):
+            self.frames = frames
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def __iter__(self):
+            for i, f in enumerate(self.frames):
+                yield Frame(f, time.monotonic(), i, {"source": "list"})
+
+    good = cv2.imread(str(data_dir / "faces/orl/s3/1.pgm"), cv2.IMREAD_GRAYSCALE)
+    bundle, _ = tiny
+    with Gallery(tmp_path / "g.db") as g:
+        det = YuNetDetector(data_dir / "models/face_detection/yunet_n_320_320.onnx")
+        app = FaceApp(load_bundle(bundle), g, det)
+
+    class Sink:
+        events: list = []
+
+        def write(self, e):
+            self.events.append(e)
+
+        def close(self):
+            pass
+
+    sink = Sink()
+    stats = Runner(app, [sink]).run(ListSource([good, np.zeros((0, 0), np.uint8), good]))
+    assert stats.frames == 3 and stats.errors == 1 and len(sink.events) == 2
+    assert "empty image" in caplog.text
+    assert all(e["kind"] == "unknown" for e in sink.events)  # empty gallery: everyone is unknown
