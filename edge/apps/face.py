@@ -46,6 +46,7 @@ __all__ = [
     "detect_padded",
     "largest",
     "l2n",
+    "model_tag",
     "FaceEmbedder",
     "match",
     "FaceApp",
@@ -372,6 +373,11 @@ class FaceEmbedder:
         return l2n(e)
 
 
+def model_tag(bundle: Bundle) -> str:
+    """Which network made an embedding: name + creation time, since two trainings never agree."""
+    return f"{bundle.name}@{bundle.meta.get('created', '?')}"
+
+
 def l2n(e: np.ndarray) -> np.ndarray:
     e = np.asarray(e, dtype=np.float32)
     return e / np.maximum(np.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
@@ -396,7 +402,7 @@ class FaceApp:
         self.embedder = FaceEmbedder(bundle, variant, threads)
         self.detector = detector
         self.threshold = float(threshold if threshold is not None else bundle.thresholds.get("unknown", 0.5))
-        self.names, self.templates = gallery.templates(model=bundle.name)
+        self.names, self.templates = gallery.templates(model=model_tag(bundle))
         self.size = self.embedder.size
         self.max_faces = max_faces
 
@@ -465,8 +471,8 @@ def run_main(argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if not app.names:
-        log.warning("gallery %s has no people for model %s: every face will be 'unknown'",
-                    a.gallery, bundle.name)
+        log.warning("gallery %s has no people enrolled with model %s (re-enroll after retraining): "
+                    "every face will be 'unknown'", a.gallery, model_tag(bundle))
     return run_app(app, a)
 
 
@@ -540,8 +546,9 @@ def enroll_main(argv: list[str]) -> int:
             if not crops:
                 raise ValueError(f"no face found in any of {len(imgs)} images; nothing enrolled")
             vecs = emb.embed(crops)
-            g.add(a.name, vecs, model=bundle.name, sources=used, images=crops if a.keep_images else None)
-            print(f"enrolled {a.name}: {len(vecs)} embeddings from {len(imgs)} images ({bundle.name})")
+            g.add(a.name, vecs, model=model_tag(bundle), sources=used,
+                  images=crops if a.keep_images else None)
+            print(f"enrolled {a.name}: {len(vecs)} embeddings from {len(imgs)} images ({model_tag(bundle)})")
             return 0
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
