@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from edgewise.edge.apps.vibration import (
+    AlarmState,
     FeatureExtractor,
     Mahalanobis,
     VibrationApp,
@@ -88,10 +89,11 @@ def edge_cost(
         wins = frame_signal(signal, n, max(1, (len(signal) - n) // 64))
     else:
         wins = np.random.default_rng(0).normal(0, 0.1, size=(64, n))
-    t_pre, t_inf, t_post, t_all = [], [], [], []
+    t_pre, t_inf, t_post, t_all, t_cpu = [], [], [], [], []
     with _OneCore(cpu):
         for i in range(warmup + iterations):
             f = Frame(wins[i % len(wins)], time.monotonic(), i, {"fs": app.fs})
+            c0 = time.thread_time()
             t0 = time.perf_counter()
             x = app.preprocess(f)
             t1 = time.perf_counter()
@@ -99,14 +101,18 @@ def edge_cost(
             t2 = time.perf_counter()
             app.postprocess(f, y)
             t3 = time.perf_counter()
+            c1 = time.thread_time()
             if i >= warmup:
                 t_pre.append(t1 - t0)
                 t_inf.append(t2 - t1)
                 t_post.append(t3 - t2)
                 t_all.append(t3 - t0)
+                t_cpu.append(c1 - c0)
     a = np.asarray(t_all) * 1e3
+    c = np.asarray(t_cpu) * 1e3
     win_s = n / app.fs
     p50, p99 = float(np.percentile(a, 50)), float(np.percentile(a, 99))
+    c50, c99 = float(np.percentile(c, 50)), float(np.percentile(c, 99))
     return {
         "variant": variant,
         "window": n,
@@ -118,11 +124,17 @@ def edge_cost(
         "p50_ms": p50,
         "p99_ms": p99,
         "mean_ms": float(a.mean()),
+        "cpu_p50_ms": c50,
+        "cpu_p99_ms": c99,
         "features_p50_ms": float(np.percentile(t_pre, 50) * 1e3),
         "model_p50_ms": float(np.percentile(t_inf, 50) * 1e3),
         "score_alarm_event_p50_ms": float(np.percentile(t_post, 50) * 1e3),
+        # wall clock: what a sensor loop sees on this (shared) machine
         "realtime_factor_p50": win_s / (p50 / 1e3),
         "realtime_factor_p99": win_s / (p99 / 1e3),
+        # CPU time of the thread: seconds of signal per second of compute
+        "realtime_factor_cpu_p50": win_s / (c50 / 1e3),
+        "realtime_factor_cpu_p99": win_s / (c99 / 1e3),
     }
 
 
@@ -186,13 +198,46 @@ def detection(bundle: Bundle, data: Path, variants: list[str], threads: int = 1)
             )
 
         t = float(th.get("per_variant", {}).get(v, th["decision"]))
-        out[v] = _table(score(zt), {k: score(z) for k, (z, _) in fz.items()}, t)
+        sn, sf = score(zt), {k: score(z) for k, (z, _) in fz.items()}
+        out[v] = _table(sn, sf, t)
+        out[v]["alarm"] = alarm_replay(sn, sf, t, cfg, n)
         m.close()
     maha = Mahalanobis.from_dict(cfg["baseline"])
-    out["baseline"] = _table(
-        maha.score(it), {k: maha.score(ind) for k, (_, ind) in fz.items()}, float(th["baseline"])
-    )
+    sn, sf = maha.score(it), {k: maha.score(ind) for k, (_, ind) in fz.items()}
+    out["baseline"] = _table(sn, sf, float(th["baseline"]))
+    out["baseline"]["alarm"] = alarm_replay(sn, sf, float(th["baseline"]), cfg, n)
     return out
+
+
+def alarm_replay(
+    normal: np.ndarray, faults: dict[str, np.ndarray], threshold: float, cfg: dict[str, Any], window: int
+) -> dict[str, Any]:
+    """The device's N-of-M alarm on back-to-back (non-overlapping) windows: alarms raised on
+    the healthy test part, and seconds of signal until the alarm on each fault file."""
+    tr = cfg["training"]
+    a = cfg.get("alarm", {})
+    n_, m_, clear = int(a.get("n", 3)), int(a.get("m", 5)), float(a.get("clear_ratio", 0.8))
+    win_s = window / float(cfg["fs"])
+
+    def run(scores: np.ndarray, stride: int) -> list[tuple[int, str]]:
+        st = AlarmState(threshold, n=n_, m=m_, clear_threshold=threshold * clear)
+        return [(i, ch) for i, s in enumerate(scores[:: max(1, stride)]) if (ch := st.update(s))]
+
+    healthy = run(normal, window // int(tr["hop_normal"]))
+    first = {}
+    for k, s in faults.items():
+        ev = run(s, window // int(tr["hop_fault"]))
+        first[k] = round((ev[0][0] + 1) * win_s, 3) if ev and ev[0][1] == "raised" else None
+    detected = [v for v in first.values() if v is not None]
+    return {
+        "n_of_m": [n_, m_],
+        "healthy_windows": int(len(normal[:: max(1, window // int(tr["hop_normal"]))])),
+        "healthy_alarms_raised": sum(1 for _, c in healthy if c == "raised"),
+        "fault_files_alarmed": len(detected),
+        "fault_files": len(first),
+        "max_seconds_to_alarm": max(detected) if detected else None,
+        "seconds_to_alarm": first,
+    }
 
 
 def _table(normal: np.ndarray, faults: dict[str, np.ndarray], t: float) -> dict[str, Any]:
@@ -219,7 +264,9 @@ def bench_markdown(r: dict[str, Any]) -> str:
         "# Vibration benchmark",
         "",
         f"host: {h['cpu']} ({h['machine']}, {h['cores']} cores, {h['system']}, Python {h['python']}); "
-        f"edge cost on 1 core, 1 inference thread; detection with {r.get('detection_threads', 1)} thread(s)",
+        f"edge cost on 1 core, 1 inference thread; detection with {r.get('detection_threads', 1)} thread(s); "
+        f"load average during the cost timing: {r.get('loadavg_cost', h.get('loadavg_at_start'))} "
+        f"(shared machine)",
         "",
     ]
     det = r.get("detection")
@@ -253,6 +300,16 @@ def bench_markdown(r: dict[str, Any]) -> str:
             )
             + " |"
         )
+        lines += ["", "N-of-M alarm on back-to-back windows (the device's debounce and hysteresis):", ""]
+        for k in order:
+            al = det[k].get("alarm")
+            if al:
+                lines.append(
+                    f"- {k}: {al['healthy_alarms_raised']} alarm(s) on {al['healthy_windows']} healthy test "
+                    f"windows; {al['fault_files_alarmed']}/{al['fault_files']} fault files alarmed, at most "
+                    f"{al['max_seconds_to_alarm']} s of signal after the start ({al['n_of_m'][0]} of "
+                    f"{al['n_of_m'][1]})"
+                )
         lines.append("")
     if r.get("targets"):
         lines += ["## Targets", ""]
@@ -282,16 +339,20 @@ def bench_markdown(r: dict[str, Any]) -> str:
     lines += [
         "## Edge cost per window (features + model + score/alarm, the app's code, 1 core)",
         "",
-        "| variant | window | p50 ms | p99 ms | features p50 | model p50 | score+alarm p50 | "
-        "real time x (p50) | real time x (p99) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Wall = elapsed time per window (includes waiting for the CPU on this shared host); "
+        "CPU = thread CPU time per window (the compute cost). Real time x = window seconds / time.",
+        "",
+        "| variant | window | wall p50 ms | wall p99 ms | CPU p50 ms | CPU p99 ms | features p50 | "
+        "model p50 | score+alarm p50 | real time x wall p50 / p99 | real time x CPU p50 / p99 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in r["cost"]:
         lines.append(
             f"| {c['variant']} | {c['window']} ({c['window_seconds'] * 1e3:.0f} ms) | {c['p50_ms']:.3f} | "
-            f"{c['p99_ms']:.3f} | {c['features_p50_ms']:.3f} | {c['model_p50_ms']:.3f} | "
-            f"{c['score_alarm_event_p50_ms']:.3f} | {c['realtime_factor_p50']:.0f} | "
-            f"{c['realtime_factor_p99']:.0f} |"
+            f"{c['p99_ms']:.3f} | {c['cpu_p50_ms']:.3f} | {c['cpu_p99_ms']:.3f} | "
+            f"{c['features_p50_ms']:.3f} | {c['model_p50_ms']:.3f} | {c['score_alarm_event_p50_ms']:.3f} | "
+            f"{c['realtime_factor_p50']:.0f} / {c['realtime_factor_p99']:.0f} | "
+            f"{c['realtime_factor_cpu_p50']:.0f} / {c['realtime_factor_cpu_p99']:.0f} |"
         )
     lines.append("")
     return "\n".join(lines)
@@ -316,7 +377,11 @@ def _targets(r: dict[str, Any]) -> dict[str, Any]:
         t["|int8 - float32| AUROC <= 0.005 (max over files)"] = {"value": d, "pass": d <= 0.005}
     for c in r["cost"]:
         if c["variant"] == "tflite_int8" and c["window"] == 2048 and np.isclose(c["fs"], 12000):
-            t["real time x >= 1000 (2048 @ 12 kHz, p50, 1 core)"] = {
+            t["real time x >= 1000 (2048 @ 12 kHz, CPU time p50, 1 core)"] = {
+                "value": c["realtime_factor_cpu_p50"],
+                "pass": c["realtime_factor_cpu_p50"] >= 1000,
+            }
+            t["real time x >= 1000 (2048 @ 12 kHz, wall clock p50, 1 core, shared host)"] = {
                 "value": c["realtime_factor_p50"],
                 "pass": c["realtime_factor_p50"] >= 1000,
             }
@@ -350,7 +415,7 @@ def bench_main(argv: list[str]) -> int:
     variants = [v for v in a.variants.split(",") if v]
     data = a.data or os.environ.get("EDGEWISE_DATA")
     r: dict[str, Any] = {
-        "host": host_info(),
+        "host": {**host_info(), "loadavg_at_start": os.getloadavg()},
         "bundle": str(bundle.path),
         "synthetic": bool(bundle.config.get("dataset", {}).get("synthetic")),
     }
@@ -372,6 +437,7 @@ def bench_main(argv: list[str]) -> int:
         if v in bundle.variants:
             log(f"edge cost: {v}, {a.iterations} windows on cpu {cpu} ...")
             r["cost"].append(edge_cost(bundle, v, iterations=a.iterations, cpu=cpu))
+    r["loadavg_cost"] = [round(x, 2) for x in os.getloadavg()]
     r["targets"] = _targets(r)
     md = bench_markdown(r)
     print(md)

@@ -195,7 +195,7 @@ class FeatureExtractor:
     def indicators(self, x: np.ndarray) -> np.ndarray:
         """RMS, peak, crest factor, kurtosis (not excess), skewness per row, of the centred signal."""
         n = x.shape[-1]
-        xc = x - x.mean(axis=-1, keepdims=True)
+        xc = x - x.sum(axis=-1, keepdims=True) / n
         x2 = xc * xc
         m2 = np.maximum(x2.sum(axis=-1) / n, _EPS)
         out = np.empty((x.shape[0], len(INDICATORS)))
@@ -397,7 +397,9 @@ class VibrationApp:
         return z, self.model.predict(z), ind
 
     def score(self, z: np.ndarray, recon: np.ndarray) -> float:
-        return float(reconstruction_error(z, recon)[0])
+        """``reconstruction_error`` for one window, without its batch overhead (same float64 math)."""
+        d = z.ravel().astype(np.float64) - recon.ravel()
+        return float(d @ d) / d.size
 
     def postprocess(
         self, frame: Frame, y: tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -420,11 +422,12 @@ class VibrationApp:
             "variant": self.variant,
         }
         if self.baseline is not None:
-            b = float(self.baseline.score(ind)[0])
+            dv = ind[0] - self.baseline.mean_
+            b = float(dv @ self.baseline.icov_ @ dv)
             ev["baseline_score"] = round(b, 4)
             if self.baseline_threshold is not None:
                 ev["baseline_anomalous"] = bool(b > float(self.baseline_threshold))
-        ev["indicators"] = {k: round(float(v), 6) for k, v in zip(INDICATORS, ind[0], strict=True)}
+        ev["indicators"] = dict(zip(INDICATORS, ind[0].round(6).tolist(), strict=True))
         return ev
 
 
