@@ -219,7 +219,8 @@ def test_int8_digits_bundle_agrees_on_emulated_cortex_a72(digits_bundle):
     assert rep["arm64"]["tensorflow_imported"] is False
     (row,) = rep["variants"]
     assert row["variant"] == "tflite_int8" and row["status"] == "pass"
-    assert row["max_steps"] <= 1 and row["decision_agreement"] >= 0.99
+    assert 0 <= row["max_steps"] <= rep["tolerance"]["max_steps"]
+    assert row["decision_agreement"] >= 0.95 and row["vs_keras"]["arm64_agreement"] >= 0.95
     app = rep["app"]
     assert app["status"] == "pass" and app["events"] == 12 and app["agree"] == 12
     assert app["tensorflow_imported"] is False and app["machine"] == "aarch64"
