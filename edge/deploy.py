@@ -645,7 +645,10 @@ def deploy_main(argv: list[str]) -> int:
                 def job(h: Host) -> HostResult:
                     return rollback_host(h, cfg, ctl)
             else:
-                wheel = Path(a.wheel) if a.wheel else build_wheel(tmpd / "wheel")
+                try:
+                    wheel = Path(a.wheel) if a.wheel else build_wheel(tmpd / "wheel")
+                except DeployError as e:  # one line from the CLI, not a traceback
+                    raise ValueError(str(e)) from None
                 if not wheel.is_file():
                     raise ValueError(f"--wheel {wheel}: no such file")
                 rel = prepare_release(a.bundle, wheel, a.app)
