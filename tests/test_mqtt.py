@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import shutil
 import socket
@@ -37,7 +38,10 @@ class Broker:
         self.port = free_port()
         self.conf = root / "mosquitto.conf"
         (root / "data").mkdir(exist_ok=True)
+        # `user`: as root, mosquitto would otherwise drop to the 'mosquitto' user, which cannot
+        # write its persistence file into this private temp dir (queued messages lost on restart).
         self.conf.write_text(
+            f"user {getpass.getuser()}\n"
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
             f"persistence_location {root / 'data'}/\nautosave_interval 1\n"
             f"log_dest file {root / 'mosquitto.log'}\n"
