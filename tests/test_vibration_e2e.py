@@ -142,3 +142,54 @@ def test_edge_cost_is_measured_per_window(vib: dict):
 
     c = edge_cost(load_bundle(vib["bundle"]), "tflite_int8", iterations=50, warmup=5)
     assert 0 < c["p50_ms"] <= c["p99_ms"] and c["realtime_factor_p50"] > 1
+
+
+@pytest.fixture(scope="module")
+def synth_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny autoencoder on SYNTHETIC signals: runs without the datasets (CI)."""
+    from edgewise.train.data.synthetic_vibration import synthetic_dataset
+    from edgewise.train.vibration import VibrationConfig, train_vibration
+
+    out = tmp_path_factory.mktemp("vibsyn") / "vib.bundle"
+    train_vibration(
+        synthetic_dataset(seconds=4.0),
+        out,
+        VibrationConfig(epochs=15),
+        dataset={"name": "SYNTHETIC"},
+        variants=["tflite_int8"],
+        quiet=True,
+    )
+    return out
+
+
+def test_synthetic_bundle_says_synthetic_everywhere(synth_bundle: Path):
+    from edgewise.edge.bundle import load_bundle
+
+    b = load_bundle(synth_bundle)
+    assert b.name.endswith("-synthetic") and b.config["dataset"]["synthetic"] is True
+    assert "SYNTHETIC" in b.file("report/vibration.md").read_text().splitlines()[0]
+    assert json.loads(b.file("report/metrics.json").read_text())["synthetic"] is True
+
+
+def test_nan_window_is_logged_and_the_loop_keeps_going(synth_bundle: Path, caplog: pytest.LogCaptureFixture):
+    from edgewise.edge.apps.vibration import VibrationApp
+    from edgewise.edge.bundle import load_bundle
+    from edgewise.edge.pipeline import Runner
+    from edgewise.edge.sources.sensors import RecordingSource
+    from edgewise.train.data.synthetic_vibration import synthesize
+
+    sig = synthesize("normal", seconds=1.0, seed=7).signal[: 2048 * 5].copy()
+    sig[2048 + 100] = np.nan  # the second window is bad
+    got: list[dict] = []
+
+    class ListSink:
+        def write(self, e: dict) -> None:
+            got.append(e)
+
+        def close(self) -> None:
+            pass
+
+    app = VibrationApp(load_bundle(synth_bundle), threads=1)
+    stats = Runner(app, [ListSink()]).run(RecordingSource(sig, fs=12000, window=2048, name="nan-test"))
+    assert stats.frames == 5 and stats.errors == 1 and len(got) == 4
+    assert "frame 1 from nan-test skipped: window has 1 NaN/infinite samples of 2048" in caplog.text
