@@ -359,6 +359,11 @@ class VibrationApp:
         self.window = int(cfg["window"])
         self.fx = FeatureExtractor(self.fs, self.window, cfg["features"])
         norm = bundle.input.get("normalization") or {}
+        if "mean" not in norm or "std" not in norm or "decision" not in bundle.thresholds:
+            raise ValueError(
+                f"{bundle.path}: bundle.json lacks input.normalization mean/std or thresholds.decision "
+                "(not a vibration bundle?)"
+            )
         self.mean = np.asarray(norm["mean"], np.float32)
         self.std = np.asarray(norm["std"], np.float32)
         self.variant = bundle.variant(variant).name
