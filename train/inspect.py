@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from edgewise.edge.apps.inspect import TileConfig, overlay, prepare_part
+from edgewise.edge.apps.inspect import TileConfig, make_tiles, overlay, prepare_part
 from edgewise.edge.metrics import auroc, threshold_for_false_alarm, threshold_for_recall
 from edgewise.edge.progress import log
 from edgewise.edge.sources.files import read_image
@@ -76,6 +76,8 @@ class InspectConfig:
     lr: float = 2e-3
     defect_crops: int = 8  # per defective training image and epoch
     good_crops: int = 4  # per good training image and epoch
+    hard_negatives: int = 1500  # good tiles the model scores highest, re-fed as negatives
+    mine_every: int = 3  # epochs between hard-negative mining passes (supervised)
     recall: float = 0.98
     seed: int = 0
     threads: int = 2
@@ -389,11 +391,29 @@ def train_inspect(
     if cfg.mode == "supervised":
         history["val_image_auroc"] = []
     best, best_w = -np.inf, None
+    # every tile of the good training parts, for hard-negative mining: the image score is a
+    # max over tiles, so one good tile that looks defective fails a whole good part
+    good_tiles = (
+        np.concatenate([make_tiles(im, tiling)[0] for im, _, lab in train_imgs if lab == 0])
+        if cfg.mode == "supervised" and cfg.hard_negatives > 0
+        else None
+    )
+    hard = np.zeros((0, cfg.tile, cfg.tile), np.uint8)
     for ep in range(cfg.epochs):
         lr = cfg.lr * 0.5 * (1 + np.cos(np.pi * ep / cfg.epochs))
         model.optimizer.learning_rate.assign(lr)
         if cfg.mode == "supervised":
+            if good_tiles is not None and ep >= 3 and (ep - 3) % cfg.mine_every == 0:
+                sg = model.predict(
+                    good_tiles.astype(np.float32)[..., None] / 255.0, batch_size=512, verbose=0
+                )
+                sg = sg.ravel()
+                top = np.argsort(-sg)[: cfg.hard_negatives]
+                hard = good_tiles[top[sg[top] >= 0.2]]
+                log(f"inspect[{cfg.mode}] hard negatives: {len(hard)} good tiles score >= 0.2", quiet=quiet)
             x, y = sample_crops(train_imgs, cfg, rng)
+            if len(hard):
+                x, y = np.concatenate([x, hard]), np.r_[y, np.zeros(len(hard), np.float32)]
         else:
             x, y = _good_only_crops(train_imgs, cfg, rng)
         n1 = max(float(y.sum()), 1.0)
@@ -441,7 +461,12 @@ def train_inspect(
         xc, _ = sample_crops(train_imgs[:: max(1, len(train_imgs) // 150)], cfg, crng, 2, 2)
     else:
         xc, _ = _good_only_crops(train_imgs[:: max(1, len(train_imgs) // 150)], cfg, crng, per_image=2)
-    xc = (xc[crng.permutation(len(xc))[:400]].astype(np.float32) / 255.0)[..., None]
+    # calibration = what the device sees: whole-part tilings of training parts plus defect crops
+    whole = np.concatenate(
+        [make_tiles(im, tiling)[0] for im, _, _ in train_imgs[:: max(1, len(train_imgs) // 12)]]
+    )
+    xc = np.concatenate([xc[crng.permutation(len(xc))[:250]], whole[crng.permutation(len(whole))[:250]]])
+    xc = (xc.astype(np.float32) / 255.0)[..., None]
     ev = np.random.default_rng(cfg.seed + 3).permutation(len(xv))[:256]
     spec = ConversionSpec(
         name=f"inspect-{cfg.mode}",
