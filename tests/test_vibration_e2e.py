@@ -85,7 +85,8 @@ def test_edge_app_features_equal_the_training_features(vib: dict):
     z_train = standardize(
         d["faults"][fault.name]["feats"][3:4], np.float32(norm["mean"]), np.float32(norm["std"])
     )
-    np.testing.assert_array_equal(z_edge, z_train)
+    # same code; batching (gemm vs gemv, FFT of 512 rows vs 1) differs only at float32 rounding
+    np.testing.assert_allclose(z_edge, z_train, rtol=0, atol=1e-4)
     assert isinstance(d["fx"], FeatureExtractor)
 
 
