@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # one tiny training + int8 conversion, 1-2 minutes on 2 shared cores
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ common = ["--detector", "yunet", "--detector-model", {str(yunet)!r}]
 rc1 = enroll_main(["--gallery", {str(gallery)!r}, "--bundle", {str(bundle)!r}, "--name", "s1",
                    "--images", {str(enroll_dir)!r}] + common)
 rc2 = run_main(["--bundle", {str(bundle)!r}, "--gallery", {str(gallery)!r}, "--source", {str(probes)!r},
-                "--jsonl", {str(events)!r}, "--threads", "1"] + common)
+                "--jsonl", {str(events)!r}, "--threads", "1", "--preview", {str(tmp_path / "preview")!r}] + common)
 rc3 = enroll_main(["--gallery", {str(gallery)!r}, "--list"])
 print(json.dumps({{"rc": [rc1, rc2, rc3], "tf": [m for m in sys.modules if m.split(".")[0] in
                   ("tensorflow", "keras", "tf_keras")]}}))
@@ -99,6 +100,7 @@ print(json.dumps({{"rc": [rc1, rc2, rc3], "tf": [m for m in sys.modules if m.spl
     assert "s0_corrupt.jpg: corrupt or unsupported image" in p.stderr  # logged, and the loop went on
     ev = [json.loads(line) for line in events.read_text().splitlines()]
     assert len(ev) == 8, "every readable image gives one event"
+    assert len(list((tmp_path / "preview").glob("frame_*.jpg"))) == 8
     for e in ev:
         assert e["kind"] in ("person", "unknown")
         assert set(e["latency_ms"]) >= {"detect", "align", "embed", "match", "end_to_end"}

@@ -398,13 +398,17 @@ class FaceApp:
     name = "face"
 
     def __init__(self, bundle: Bundle, gallery: Any, detector: Any, *, variant: str | None = None,
-                 threads: int | None = None, threshold: float | None = None, max_faces: int = 5):
+                 threads: int | None = None, threshold: float | None = None, max_faces: int = 5,
+                 preview: str | Path | None = None):
         self.embedder = FaceEmbedder(bundle, variant, threads)
         self.detector = detector
         self.threshold = float(threshold if threshold is not None else bundle.thresholds.get("unknown", 0.5))
         self.names, self.templates = gallery.templates(model=model_tag(bundle))
         self.size = self.embedder.size
         self.max_faces = max_faces
+        self.preview = Path(preview) if preview else None
+        if self.preview:
+            self.preview.mkdir(parents=True, exist_ok=True)
 
     def preprocess(self, frame: Frame) -> dict[str, Any]:
         img = frame.data
@@ -431,6 +435,8 @@ class FaceApp:
                 "detector_score": round(d.score, 3), "crop": how,
             })
         y["t"]["match"] = time.monotonic() - t0
+        if self.preview is not None:
+            self._annotate(frame, faces)
         top = faces[0] if faces else None
         kind = "no_face" if top is None else ("unknown" if top["person"] == "unknown" else "person")
         return {
@@ -441,6 +447,22 @@ class FaceApp:
             "faces": faces, "path": frame.meta.get("path"),
             "latency_ms": {k: round(v * 1e3, 3) for k, v in y["t"].items()},
         }
+
+
+    def _annotate(self, frame: Frame, faces: list[dict[str, Any]]) -> None:
+        """Write the frame with boxes and names (green: enrolled, red: unknown) to the preview folder."""
+        import cv2
+
+        if self.preview is None:
+            return
+        img = _bgr(frame.data).copy()
+        for f in faces:
+            x, y, w, h = (int(round(v)) for v in f["box"])
+            col = (0, 200, 0) if f["person"] != "unknown" else (0, 0, 230)
+            cv2.rectangle(img, (x, y), (x + w, y + h), col, 2)
+            cv2.putText(img, f"{f['person']} {f['similarity']:.2f}", (x, max(12, y - 4)),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.5, col, 1, cv2.LINE_AA)
+        cv2.imwrite(str(self.preview / f"frame_{frame.index:06d}.jpg"), img)
 
 
 def _detector_args(p: argparse.ArgumentParser) -> None:
@@ -460,13 +482,15 @@ def run_main(argv: list[str]) -> int:
     )
     p.add_argument("--gallery", required=True, help="SQLite gallery made by `edgewise enroll`")
     p.add_argument("--threshold", type=float, help="unknown threshold (default: the bundle's)")
+    p.add_argument("--preview", help="write annotated frames (boxes, names) into this folder")
     _detector_args(p)
     a = p.parse_args(argv)
     try:
         bundle = load_bundle(a.bundle)
         detector = make_detector(a.detector, a.detector_model, threads=a.threads or 1)
         with Gallery(a.gallery, create=False) as g:
-            app = FaceApp(bundle, g, detector, variant=a.variant, threads=a.threads, threshold=a.threshold)
+            app = FaceApp(bundle, g, detector, variant=a.variant, threads=a.threads, threshold=a.threshold,
+                          preview=a.preview)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
