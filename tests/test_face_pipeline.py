@@ -86,7 +86,8 @@ common = ["--detector", "yunet", "--detector-model", {str(yunet)!r}]
 rc1 = enroll_main(["--gallery", {str(gallery)!r}, "--bundle", {str(bundle)!r}, "--name", "s1",
                    "--images", {str(enroll_dir)!r}] + common)
 rc2 = run_main(["--bundle", {str(bundle)!r}, "--gallery", {str(gallery)!r}, "--source", {str(probes)!r},
-                "--jsonl", {str(events)!r}, "--threads", "1", "--preview", {str(tmp_path / "preview")!r}] + common)
+                "--jsonl", {str(events)!r}, "--threads", "1",
+                "--preview", {str(tmp_path / "preview")!r}] + common)
 rc3 = enroll_main(["--gallery", {str(gallery)!r}, "--list"])
 print(json.dumps({{"rc": [rc1, rc2, rc3], "tf": [m for m in sys.modules if m.split(".")[0] in
                   ("tensorflow", "keras", "tf_keras")]}}))
