@@ -191,6 +191,25 @@ def test_eval_images_round_trip_to_the_bundle_inputs(digits_bundle, tmp_path):
     np.testing.assert_allclose(back, x, atol=1e-6)
 
 
+def test_a_variant_whose_runtime_is_missing_is_skipped_not_passed(digits_bundle, monkeypatch):
+    from edgewise.edge import backends
+
+    real = backends.load_model
+
+    def no_onnxruntime(bundle, variant=None, **kw):
+        if bundle.variant(variant).backend == "onnxruntime":
+            raise ImportError("ONNX Runtime is not installed: pip install 'edgewise[onnx]'")
+        return real(bundle, variant, **kw)
+
+    monkeypatch.setattr(backends, "load_model", no_onnxruntime)
+    res = verify.run_variants(digits_bundle, ["tflite_int8", "onnx_int8"], threads=1)
+    assert res["tflite_int8"]["status"] == "ran" and res["tflite_int8"]["outputs"].shape[1] == 10
+    assert res["onnx_int8"] == {
+        "status": "skipped", "outputs": None,
+        "reason": "ONNX Runtime is not installed: pip install 'edgewise[onnx]'",
+    }
+
+
 def _cached_root() -> Path | None:
     cache = Path(os.environ.get("EDGEWISE_PI_ROOT", verify.DEFAULT_CACHE))
     root = cache / f"{verify.SUITE}-arm64-{verify.root_key()}"
