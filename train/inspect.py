@@ -102,7 +102,11 @@ class InspectConfig:
 
 
 def build_model(keras: Any, tile: int = 64, width: float = 1.0) -> Any:
-    """A compact grey-scale CNN: 3x3 conv/BN/ReLU6 stages with pooling, GAP, sigmoid.
+    """A compact grey-scale CNN: 3x3 conv/BN/ReLU6 stages with pooling, GAP, one logit.
+
+    The output is the logit (log-odds of a defect), not a sigmoid: int8 output of a sigmoid
+    saturates at 255/256 and the max over tiles then ties many parts at "1.0", while the
+    logit keeps its resolution at the top where the decision is made.
 
     Plain 3x3 convolutions (no depthwise) because on small tiles they quantize well and
     XNNPACK's int8 kernels speed them up most. ~50k parameters at width 1.
@@ -119,7 +123,7 @@ def build_model(keras: Any, tile: int = 64, width: float = 1.0) -> Any:
             h = L.MaxPooling2D(name=f"pool{i}")(h)
     h = L.GlobalAveragePooling2D(name="gap")(h)
     h = L.Dropout(0.2, name="drop")(h)
-    out = L.Dense(1, activation="sigmoid", name="p_defect")(h)
+    out = L.Dense(1, name="logit")(h)
     return keras.Model(inp, out, name=f"tile_cnn_w{width:g}")
 
 
@@ -374,8 +378,8 @@ def train_inspect(
         model.load_weights(cfg.weights)
     model.compile(
         optimizer=keras.optimizers.Adam(cfg.lr),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.BinaryAccuracy(name="acc")],
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[keras.metrics.BinaryAccuracy(name="acc", threshold=0.0)],
     )
     # fixed validation crops for the learning curves (tile level)
     vrng = np.random.default_rng(cfg.seed + 1)
@@ -409,8 +413,8 @@ def train_inspect(
                 )
                 sg = sg.ravel()
                 top = np.argsort(-sg)[: cfg.hard_negatives]
-                hard = good_tiles[top[sg[top] >= 0.2]]
-                log(f"inspect[{cfg.mode}] hard negatives: {len(hard)} good tiles score >= 0.2", quiet=quiet)
+                hard = good_tiles[top[sg[top] >= -1.5]]  # logit -1.5 = P 0.18
+                log(f"inspect[{cfg.mode}] hard negatives: {len(hard)} good tiles with P >= 0.18", quiet=quiet)
             x, y = sample_crops(train_imgs, cfg, rng)
             if len(hard):
                 x, y = np.concatenate([x, hard]), np.r_[y, np.zeros(len(hard), np.float32)]
@@ -479,10 +483,10 @@ def train_inspect(
             "tile": cfg.tile,
         },
         output={
-            "meaning": "P(defect) per tile"
+            "meaning": "defect logit per tile (P = sigmoid)"
             if cfg.mode == "supervised"
             else "anomaly score per tile (good vs synthetic defect classifier)",
-            "kind": "score",
+            "kind": "logit",
         },
         labels=["good", "defect"],
         config={
@@ -499,7 +503,7 @@ def train_inspect(
             },
             "dataset": str(Path(data).name),
         },
-        decider=Decider(kind="threshold", score="last", threshold=0.5),
+        decider=Decider(kind="threshold", score="last", threshold=0.0),
     )
     res = build_bundle(
         model,
@@ -567,7 +571,7 @@ def train_inspect(
     add_report(res.path, files, {"inspect": metrics})
     w = reopen(res.path)
     w.meta["thresholds"] = thresholds
-    w.meta["evaluation"]["threshold"] = 0.5  # tile-level parity decisions (bundle eval set)
+    w.meta["evaluation"]["threshold"] = 0.0  # tile-level parity decisions (logit 0 = P 0.5)
     w.finish()
     log(
         f"inspect[{cfg.mode}]: test image AUROC {metrics['test_image_auroc']}; at threshold "
@@ -624,7 +628,7 @@ def _annotated(s: Sample, scores: np.ndarray, tiling: TileConfig, thr: float, ti
     import cv2
 
     gray, _, pos = prepare_part(read_image(s.path, gray=True), tiling)
-    img = overlay(gray, scores, pos, tiling.tile, thr, title)
+    img = overlay(gray, scores, pos, tiling.tile, thr, title, logits=True)
     if s.mask is not None:  # ground truth outline in green
         _, m = read_sample(s, tiling.scale)
         cnts, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)

@@ -41,6 +41,7 @@ __all__ = [
     "score_map",
     "score_tiles",
     "overlay",
+    "sigmoid",
     "InspectApp",
     "run_main",
 ]
@@ -200,6 +201,11 @@ def score_map(
     return m[: shape[0], : shape[1]]
 
 
+def sigmoid(x: np.ndarray | float) -> np.ndarray:
+    """Logit -> probability (float64, clipped so it never overflows)."""
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(x, np.float64), -60, 60)))
+
+
 def overlay(
     gray: np.ndarray,
     scores: np.ndarray,
@@ -207,11 +213,12 @@ def overlay(
     tile: int,
     threshold: float | None = None,
     label: str = "",
+    logits: bool = False,
 ) -> np.ndarray:
     """BGR heat-map overlay of the tile scores, tiles at/above threshold boxed in red."""
     import cv2
 
-    m = score_map(scores, pos, gray.shape, tile)
+    m = score_map(sigmoid(scores) if logits else scores, pos, gray.shape, tile)
     heat = cv2.applyColorMap(np.clip(m * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
     base = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
     out = cv2.addWeighted(base, 0.6, heat, 0.4, 0)
@@ -259,6 +266,7 @@ class InspectApp:
         if thr is None:
             raise ValueError(f"{bundle.path}: bundle has no thresholds.decision for inspection")
         self.threshold = float(thr)
+        self.logits = bundle.output.get("kind") == "logit"
         self.roi = roi
         self.save_fails = Path(save_fails) if save_fails else None
         if self.save_fails:
@@ -288,6 +296,7 @@ class InspectApp:
             "kind": "part",
             "decision": "FAIL" if fail else "PASS",
             "score": round(score, 5),
+            **({"probability": round(float(sigmoid(score)), 5)} if self.logits else {}),
             "threshold": round(self.threshold, 5),
             "tiles": len(pos),
             # worst tile in original image pixels: where to look on the part
@@ -314,7 +323,9 @@ class InspectApp:
 
         stem = Path(frame.meta["path"]).stem if frame.meta.get("path") else "frame"
         path = self.save_fails / f"{frame.index:06d}_{stem}_FAIL.png"
-        img = overlay(gray, scores, pos, self.cfg.tile, self.threshold, f"FAIL {score:.3f}")
+        img = overlay(
+            gray, scores, pos, self.cfg.tile, self.threshold, f"FAIL {score:.3f}", logits=self.logits
+        )
         if not cv2.imwrite(str(path), img):
             raise OSError(f"{path}: could not write the annotated FAIL image")
         return path
