@@ -444,7 +444,7 @@ def run_main(argv: list[str]) -> int:
     from ..bundle import load_bundle
     from ..pipeline import LatestFrame, Runner
     from ..sources.sensors import open_vibration_source
-    from .common import make_sinks, print_stats
+    from .common import add_sink_args, make_sinks, print_stats, start_status
 
     p = argparse.ArgumentParser(
         prog="edgewise run vibration",
@@ -494,6 +494,7 @@ def run_main(argv: list[str]) -> int:
         help="stdin: one number per line (text) or raw little-endian float32",
     )
     p.add_argument("--stats", help="write run statistics (per-stage latency) as JSON here")
+    add_sink_args(p)
     a = p.parse_args(argv)
     try:
         bundle = load_bundle(a.bundle)
@@ -516,7 +517,13 @@ def run_main(argv: list[str]) -> int:
         return 2
     if a.latest:
         src = LatestFrame(src)
-    stats = Runner(app, make_sinks(a)).run(src, max_frames=a.max_frames)
+    runner = Runner(app, make_sinks(a, "vibration"))
+    status = start_status(runner, a)
+    try:
+        stats = runner.run(src, max_frames=a.max_frames)
+    finally:
+        if status is not None:
+            status.stop()
     summary = stats.summary()
     summary["alarm_active_at_end"] = app.alarm.active
     if a.stats:
