@@ -113,3 +113,31 @@ def test_detector_errors_are_one_line(tmp_path):
         make_detector("foo", "x")
     with pytest.raises(ValueError, match="YuNet model file not found"):
         make_detector("yunet", tmp_path / "none.onnx")
+
+
+@pytest.mark.parametrize("kind", ["ultralight", "haar"])
+def test_box_only_crops_put_the_landmarks_near_the_canonical_points(models, data_dir, kind):
+    """Detectors without landmarks must still hand the network the face where training put it:
+    YuNet's landmarks, mapped through the box-only crop, land near the canonical points."""
+    import cv2
+
+    from edgewise.edge.apps.face import box_transform
+
+    yunet = YuNetDetector(models / "yunet_n_320_320.onnx")
+    if kind == "ultralight":
+        det = UltraLightDetector(models / "ultra_light_rfb_320_without_postprocessing.tflite")
+    else:
+        try:
+            det = HaarDetector()
+        except ValueError as e:
+            pytest.skip(str(e))
+    errs = []
+    for s in (3, 7, 12, 25, 31):
+        img = cv2.imread(str(data_dir / f"faces/orl/s{s}/1.pgm"), cv2.IMREAD_GRAYSCALE)
+        img = cv2.resize(img, None, fx=2, fy=2)
+        lm = max(yunet.detect(img), key=lambda d: d.score).landmarks
+        box = max(det.detect(img), key=lambda d: d.box[2] * d.box[3])
+        m = box_transform(box.box, 64, box.kind)
+        mapped = np.c_[lm, np.ones(5)] @ m.T
+        errs.append(float(np.linalg.norm(mapped - canonical_points(64), axis=1).mean()))
+    assert np.median(errs) < 0.08 * 64, errs

@@ -42,6 +42,7 @@ __all__ = [
     "canonical_points",
     "align_face",
     "face_crop",
+    "box_transform",
     "face_crops",
     "detect_padded",
     "largest",
@@ -299,16 +300,21 @@ def align_face(img: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
     return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def box_transform(box: tuple[float, float, float, float], size: int, kind: str = "") -> np.ndarray:
+    """The 2x3 image -> crop transform placing a ``kind`` detector's box as in aligned crops."""
+    x, y, w, h = box
+    wf, fx, fy = BOX_LAYOUT.get(kind, BOX_LAYOUT["ultralight"])
+    s = wf * size / max(w, 1e-6)
+    cx, cy = x + w / 2, y + h / 2
+    return np.array([[s, 0, fx * size - s * cx], [0, s, fy * size - s * cy]], dtype=np.float32)
+
+
 def _box_crop(img: np.ndarray, box: tuple[float, float, float, float], size: int,
               kind: str = "") -> np.ndarray:
     """A square crop placing the box where this detector's boxes sit in aligned crops (BOX_LAYOUT)."""
     import cv2
 
-    x, y, w, h = box
-    wf, fx, fy = BOX_LAYOUT.get(kind, BOX_LAYOUT["ultralight"])
-    s = wf * size / max(w, 1e-6)
-    cx, cy = x + w / 2, y + h / 2
-    m = np.array([[s, 0, fx * size - s * cx], [0, s, fy * size - s * cy]], dtype=np.float32)
+    m = box_transform(box, size, kind)
     return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
