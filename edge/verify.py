@@ -852,7 +852,8 @@ def build_parser() -> argparse.ArgumentParser:
                    + ", ".join(f"{k} {v}" for k, v in MAX_METRIC_DROP.items()) + ")")
     p.add_argument("--app-source", help="input for the application's edge pipeline run "
                    "(default for image bundles: the evaluation samples as PNGs)")
-    p.add_argument("--app-args", help="extra arguments for `edgewise run APP`, e.g. '--fs 12000'")
+    p.add_argument("--app-args", help="extra arguments for `edgewise run APP`, e.g. '--fs 12000' or "
+                   "'--gallery people.db' (files named here are copied into the root)")
     p.add_argument("--app-frames", type=int, default=32, help="frames for the pipeline run")
     p.add_argument("--no-app", action="store_true", help="skip the end-to-end pipeline run")
     p.add_argument("--mirror", default=os.environ.get("EDGEWISE_DEBIAN_MIRROR", DEFAULT_MIRROR))
@@ -990,6 +991,28 @@ def _verify(a: argparse.Namespace) -> int:
     return EXIT_DISAGREE if failed else EXIT_OK
 
 
+def _stage_app_args(app_args: str | None, work: Path, inroot: str) -> tuple[list[str], list[str]]:
+    """``--app-args`` for the root and for this machine: files and folders named there (a
+    face gallery, a detector model) are copied into the work folder the root can see."""
+    arm: list[str] = []
+    host: list[str] = []
+    for i, tok in enumerate(shlex.split(app_args or "")):
+        p = Path(tok)
+        if tok.startswith("-") or not p.exists():
+            arm.append(tok)
+            host.append(tok)
+            continue
+        dst = work / "app_files" / f"{i}_{p.name}"
+        dst.parent.mkdir(exist_ok=True)
+        if p.is_dir():
+            shutil.copytree(p, dst)
+        else:
+            shutil.copy2(p, dst)
+        arm.append(f"{inroot}/app_files/{dst.name}")
+        host.append(str(dst))
+    return arm, host
+
+
 def _run_app(bundle: Any, a: argparse.Namespace, env: dict[str, Any], target: Target, work: Path,
              inroot: str, quiet: bool) -> dict[str, Any]:
     """``edgewise run APP`` inside the root and on this machine, on the same inputs."""
@@ -1018,7 +1041,8 @@ def _run_app(bundle: Any, a: argparse.Namespace, env: dict[str, Any], target: Ta
             str(a.app_frames), "--threads", str(a.threads), "--jsonl", f"{inroot}/app/events.jsonl"]
     if a.variants:
         args += ["--variant", a.variants[0]]
-    args += shlex.split(a.app_args or "")
+    arm_extra, host_extra = _stage_app_args(a.app_args, work, inroot)
+    args += arm_extra
     try:
         _chroot(env["root"], target, [env["python"], "-m", "edgewise.edge.verify", "--inside", "app",
                                       "--out", f"{inroot}/app", "--", *args],
@@ -1036,7 +1060,7 @@ def _run_app(bundle: Any, a: argparse.Namespace, env: dict[str, Any], target: Ta
                  "--jsonl", str(host_dir / "events.jsonl")]
     if a.variants:
         host_args += ["--variant", a.variants[0]]
-    host_args += shlex.split(a.app_args or "")
+    host_args += host_extra
     host_cmd = [sys.executable, "-m", "edgewise.edge.verify", "--inside", "app", "--out", str(host_dir),
                 "--", *host_args]
     _run(host_cmd, what=f"edgewise run {app} on this machine", timeout=1800)

@@ -210,6 +210,17 @@ def test_a_variant_whose_runtime_is_missing_is_skipped_not_passed(digits_bundle,
     }
 
 
+def test_app_args_naming_host_files_are_copied_where_the_root_sees_them(tmp_path):
+    gallery = tmp_path / "people.db"
+    gallery.write_bytes(b"sqlite")
+    work = tmp_path / "root" / "tmp" / "w"
+    work.mkdir(parents=True)
+    arm, host = verify._stage_app_args(f"--gallery {gallery} --fs 12000", work, "/tmp/w")
+    assert arm == ["--gallery", "/tmp/w/app_files/1_people.db", "--fs", "12000"]
+    assert host == ["--gallery", str(work / "app_files" / "1_people.db"), "--fs", "12000"]
+    assert (work / "app_files" / "1_people.db").read_bytes() == b"sqlite"
+
+
 def _cached_root() -> Path | None:
     cache = Path(os.environ.get("EDGEWISE_PI_ROOT", verify.DEFAULT_CACHE))
     root = cache / f"{verify.SUITE}-arm64-{verify.root_key()}"
