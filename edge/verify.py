@@ -182,7 +182,16 @@ def _scores(kind: str, score: str, x: np.ndarray, out: np.ndarray) -> np.ndarray
     return score_outputs(score, x, out).ravel()
 
 
+def _pair_similarities(out: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every pair of samples (embeddings): how a face is matched."""
+    e = out.reshape(len(out), -1).astype(np.float64)
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    return (e @ e.T)[np.triu_indices(len(e), 1)]
+
+
 def _decisions(kind: str, score: str, threshold: float | None, x: np.ndarray, out: np.ndarray):
+    if kind == "pairs":
+        return _pair_similarities(out) >= threshold
     if kind == "argmax":
         return out.reshape(len(out), -1).argmax(-1)
     if kind == "threshold":
@@ -193,6 +202,12 @@ def _decisions(kind: str, score: str, threshold: float | None, x: np.ndarray, ou
 def _metric(kind: str, score: str, x: np.ndarray, out: np.ndarray, y: np.ndarray | None):
     if y is None:
         return None, ""
+    if kind == "pairs":
+        from .metrics import auroc
+
+        yy = np.asarray(y).ravel()
+        i, j = np.triu_indices(len(yy), 1)
+        return float(auroc(_pair_similarities(out), yy[i] == yy[j])), "pair_auroc"
     if kind == "argmax":
         return float((out.reshape(len(out), -1).argmax(-1) == np.asarray(y).ravel()).mean()), "accuracy"
     if kind == "threshold":
@@ -218,6 +233,8 @@ def compare_outputs(
     ``output_scale`` (int8 outputs) adds the difference in quantization steps. Decisions
     follow the bundle's evaluation rule (top-1, or score >= threshold; without a stored
     threshold the host's median score), the metric is the task's (accuracy or AUROC).
+    ``decision="pairs"`` (embeddings): every pair of samples is "same" when its cosine
+    similarity >= threshold, and the metric is the same-identity pair AUROC.
     """
     host = np.asarray(host, np.float64)
     arm = np.asarray(arm, np.float64)
@@ -235,8 +252,14 @@ def compare_outputs(
         row["max_steps"] = int(steps.max()) if steps.size else 0
         row["values_off_by_steps"] = int((steps > 0).sum())
         row["output_scale"] = float(output_scale)
+    if len(host) and host.ndim == 2:
+        hn = host / np.maximum(np.linalg.norm(host, axis=1, keepdims=True), 1e-12)
+        an = arm / np.maximum(np.linalg.norm(arm, axis=1, keepdims=True), 1e-12)
+        row["min_cosine"] = float((hn * an).sum(axis=1).min())
     if decision == "threshold" and threshold is None:
         threshold = float(np.median(_scores(decision, score, x, host)))
+    if decision == "pairs" and threshold is None:
+        threshold = float(np.median(_pair_similarities(host)))
     dh = _decisions(decision, score, threshold, x, host)
     da = _decisions(decision, score, threshold, x, arm)
     row["decision_agreement"] = None if dh is None else float((dh == da).mean())
@@ -798,7 +821,10 @@ def _report_text(rep: dict[str, Any]) -> str:
             f"{_fmt(r.get('max_abs_diff'))} | {_fmt(r.get('decision_agreement'))} | "
             f"{r.get('metric') or '-'} | {_fmt(r.get('metric_host'))} | {_fmt(r.get('metric_arm'))} | "
             f"{_fmt(r.get('metric_delta'))} | {_fmt(k.get('host_agreement'))} / "
-            f"{_fmt(k.get('arm64_agreement'))} | {'; '.join(r.get('reasons', [])) or ''} |"
+            f"{_fmt(k.get('arm64_agreement'))} | "
+            + "; ".join(([f"min cosine {r['min_cosine']:.5f}"] if rep.get("decision") == "pairs"
+                         and r.get("min_cosine") is not None else []) + r.get("reasons", []))
+            + " |"
         )
     app = rep.get("app")
     if app:
@@ -929,6 +955,11 @@ def _verify(a: argparse.Namespace) -> int:
     y = np.load(bundle.file(ev["y"])) if ev.get("y") else None
     ref = np.load(bundle.file(ev["reference"])) if ev.get("reference") else None
     tol = Tolerance(a.max_steps, a.min_agreement, a.max_metric_drop)
+    rule = {"decision": ev.get("decision", "argmax"), "score": ev.get("score", "last"),
+            "threshold": ev.get("threshold")}
+    if rule["decision"] == "none" and bundle.output.get("kind") == "embedding":
+        # Embeddings decide by pairs: the bundle's match threshold (face: "unknown").
+        rule.update(decision="pairs", threshold=bundle.thresholds.get("unknown"))
     rows = []
     for n in names:
         v = bundle.variant(n)
@@ -943,15 +974,10 @@ def _verify(a: argparse.Namespace) -> int:
             row.update(status="FAIL", reasons=[f"failed on arm64: {info.get('reason')}"])
         else:
             scale = (v.output_quantization or {}).get("scale")
-            row.update(compare_outputs(
-                h["outputs"], arm_out[n], x=x, y=y, decision=ev.get("decision", "argmax"),
-                score=ev.get("score", "last"), threshold=ev.get("threshold"), output_scale=scale,
-            ))
+            row.update(compare_outputs(h["outputs"], arm_out[n], x=x, y=y, output_scale=scale, **rule))
             if ref is not None and ref.shape == arm_out[n].shape:
-                kh = compare_outputs(ref, h["outputs"], x=x, y=y, decision=ev.get("decision", "argmax"),
-                                     score=ev.get("score", "last"), threshold=ev.get("threshold"))
-                ka = compare_outputs(ref, arm_out[n], x=x, y=y, decision=ev.get("decision", "argmax"),
-                                     score=ev.get("score", "last"), threshold=ev.get("threshold"))
+                kh = compare_outputs(ref, h["outputs"], x=x, y=y, **rule)
+                ka = compare_outputs(ref, arm_out[n], x=x, y=y, **rule)
                 row["vs_keras"] = {
                     "host_max_abs_diff": kh["max_abs_diff"], "arm64_max_abs_diff": ka["max_abs_diff"],
                     "host_agreement": kh["decision_agreement"], "arm64_agreement": ka["decision_agreement"],
@@ -971,6 +997,8 @@ def _verify(a: argparse.Namespace) -> int:
         "host": {"machine": platform.machine(), "python": platform.python_version()},
         "arm64": inside["facts"],
         "samples": int(len(x)),
+        "decision": rule["decision"],
+        "threshold": rule["threshold"],
         "tolerance": {"max_steps": tol.max_steps,
                       "min_agreement": tol.min_agreement or MIN_AGREEMENT,
                       "max_metric_drop": tol.max_metric_drop or MAX_METRIC_DROP,

@@ -119,6 +119,16 @@ def test_int8_without_output_scale_is_judged_by_decisions_and_against_keras():
     assert judge(row, "int8", Tolerance()) == ["arm64 vs Keras decision agreement 0.5000 < 0.95"]
 
 
+def test_embeddings_are_compared_by_pair_decisions_and_pair_auroc():
+    host = _probs([[1, 0], [0.99, 0.14], [0, 1], [0.14, 0.99]])  # two people, two photos each
+    arm = host.copy()
+    arm[1] = [0.8, 0.6]  # cosine with photo 0 drops to 0.8
+    row = compare_outputs(host, arm, x=host, y=np.array([0, 0, 1, 1]), decision="pairs", threshold=0.9)
+    assert row["decision_agreement"] == pytest.approx(5 / 6)  # 6 pairs, the (0, 1) match is lost
+    assert row["metric"] == "pair_auroc" and row["metric_host"] == pytest.approx(1.0)
+    assert row["min_cosine"] == pytest.approx(float(np.dot(host[1], arm[1]) / np.linalg.norm(host[1])))
+
+
 def test_shape_mismatch_and_nan_outputs_fail():
     host = _probs([[0.5, 0.5]])
     row = compare_outputs(host, _probs([[0.5, 0.5, 0.0]]), x=host)
