@@ -694,6 +694,10 @@ def _report_files(
         title=f"image scores per kind (test, {deployed})",
     )
     files["report/recall_per_kind.png"] = _recall_plot(metrics["recall_per_kind_test"])
+    if history.get("val_image_auroc"):
+        files["report/val_image_auroc.png"] = _curve_plot(
+            history["val_image_auroc"], "validation image AUROC (max over tiles) per epoch"
+        )
     # worst mistakes: highest-scoring good parts and lowest-scoring defective parts
     order_fp = [i for i in np.argsort(-st) if y_test[i] == 0][:6]
     order_fn = [i for i in np.argsort(st) if y_test[i] == 1][:6]
@@ -718,6 +722,7 @@ def _report_files(
         "pr": "report/pr.png",
         "score_histogram": "report/score_histogram.png",
         "recall_per_kind": "report/recall_per_kind.png",
+        "val_image_auroc": "report/val_image_auroc.png" if "report/val_image_auroc.png" in files else None,
         "worst_mistakes": "report/worst_mistakes.png",
         "overlays": sorted(k for k in files if k.startswith("report/overlays/")),
     }
@@ -725,6 +730,23 @@ def _report_files(
         {**metrics, "figures": figures}, indent=2, default=float
     ).encode()
     return files
+
+
+def _curve_plot(values: list[float], title: str) -> bytes:
+    from .report import _plt
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(np.arange(1, len(values) + 1), values, marker="o")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("AUROC")
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=9)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def _recall_plot(per_kind: dict[str, float]) -> bytes:
