@@ -162,14 +162,6 @@ def build_wheel(out_dir: Path) -> Path:
     return wheels[-1]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass
 class Release:
     """What goes to every host: the bundle directory, the wheel, a manifest, release.json."""
@@ -196,13 +188,13 @@ class Release:
 
 def prepare_release(bundle: str | Path, wheel: Path, app: str) -> Release:
     """Verify the bundle locally (a broken bundle never leaves the workstation) and pin files."""
-    from .bundle import load_bundle
+    from .bundle import load_bundle, sha256_file
 
     b = load_bundle(bundle)  # checks every file's size + sha256, extracts a .zip
     lines = []
     for p in sorted(q for q in b.path.rglob("*") if q.is_file() and "__pycache__" not in q.parts):
-        lines.append(f"{_sha256(p)}  bundle/{p.relative_to(b.path).as_posix()}")
-    lines.append(f"{_sha256(wheel)}  wheel/{wheel.name}")
+        lines.append(f"{sha256_file(p)}  bundle/{p.relative_to(b.path).as_posix()}")
+    lines.append(f"{sha256_file(wheel)}  wheel/{wheel.name}")
     digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
     rid = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{digest[:8]}"
     info = {
