@@ -860,7 +860,8 @@ def demo(out_dir: Path, data: Path | None, quiet: bool) -> dict[str, Any]:
     split = json.loads(bundle.file("report/split.json").read_text())
     imgs = out_dir / "test_images"
     imgs.mkdir(exist_ok=True)
-    for i, e in enumerate(split["test"][:30]):
+    test = split["test"]
+    for i, e in enumerate(test[:: max(1, len(test) // 30)][:30]):  # good and defective parts mixed
         cv2.imwrite(str(imgs / f"{i:03d}_{e['kind']}.png"), read_image(e["path"], gray=True))
     app = InspectApp(bundle, "tflite_int8", threads=2, save_fails=out_dir / "fails")
     stats = Runner(
