@@ -12,7 +12,7 @@
 
 Every result carries the host and thread count. JSON and Markdown out.
 
->>> # edgewise bench vibration --bundle vib.bundle --data ../shared/data --json bench.json
+>>> # edgewise bench vibration --bundle vib.bundle --data $EDGEWISE_DATA --json bench.json
 """
 
 from __future__ import annotations
@@ -393,7 +393,7 @@ def bench_main(argv: list[str]) -> int:
         prog="edgewise bench vibration",
         description="Detection per fault file (int8 / float32 / ONNX int8 / baseline) in the edge runtime, "
         "detection vs window length, and edge cost per window on one core.",
-        epilog="example:\n  edgewise bench vibration --bundle vib.bundle --data ../shared/data "
+        epilog="example:\n  edgewise bench vibration --bundle vib.bundle --data $EDGEWISE_DATA "
         "--json bench.json --md bench.md",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -12,6 +12,7 @@ never pulls in TensorFlow unless LiteRT itself is missing and TensorFlow is the 
 
 from __future__ import annotations
 
+import importlib
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -38,10 +39,8 @@ def litert_interpreter():
         return Interpreter
     except ImportError:
         pass
-    try:
-        import tensorflow as tf  # last resort on a workstation  # noqa: I001
-
-        return tf.lite.Interpreter
+    try:  # last resort, on a workstation only: the device never has TensorFlow
+        return importlib.import_module("tensorflow").lite.Interpreter
     except ImportError:
         raise ImportError(
             "no LiteRT runtime found: pip install ai-edge-litert "

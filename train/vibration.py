@@ -16,7 +16,7 @@
    and the baseline; plots and ``report/vibration.md``, figures in ``report/metrics.json``;
 7. optionally detection vs window length (Keras float32 + baseline, retrained per length).
 
->>> # edgewise train vibration --data ../shared/data --out vib.bundle
+>>> # edgewise train vibration --data $EDGEWISE_DATA --out vib.bundle
 """
 
 from __future__ import annotations
@@ -736,7 +736,7 @@ def train_main(argv: list[str]) -> int:
         prog="edgewise train vibration",
         description="Train the vibration autoencoder on healthy CWRU windows only, the Mahalanobis "
         "baseline, convert every variant, evaluate per fault file and write the report into the bundle.",
-        epilog="examples:\n  edgewise train vibration --data ../shared/data --out vib.bundle\n"
+        epilog="examples:\n  edgewise train vibration --data $EDGEWISE_DATA --out vib.bundle\n"
         "  edgewise train vibration --synthetic --out vib-synth.bundle   # SYNTHETIC signals",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
