@@ -287,21 +287,7 @@ class StdinSource:
             yield np.array([v])
 
     def __iter__(self) -> Iterator[Frame]:
-        buf = np.empty(0)
-        consumed = 0
-        i = 0
-        for chunk in self._samples():
-            buf = np.concatenate([buf, chunk])
-            while buf.size >= self.window:
-                yield Frame(
-                    buf[: self.window].copy(),
-                    time.monotonic(),
-                    i,
-                    {"source": self.name, "fs": self.fs, "t_signal": round(consumed / self.fs, 6)},
-                )
-                i += 1
-                buf = buf[self.hop :]
-                consumed += self.hop
+        return windowed(self._samples(), self.window, self.hop, self.fs, self.name)
 
 
 class ADXL345:
@@ -409,8 +395,9 @@ class ADXL345Source:
 
     def __iter__(self) -> Iterator[Frame]:
         assert self.dev is not None, "use ADXL345Source as a context manager"
-        buf = np.empty(0)
-        consumed, i = 0, 0
+        return windowed(self._blocks(), self.window, self.hop, self.fs, self.name)
+
+    def _blocks(self) -> Iterator[np.ndarray]:
         while True:
             block = self.dev.read_fifo()
             if block.size == 0:
@@ -418,17 +405,28 @@ class ADXL345Source:
                     return
                 time.sleep(self.poll_s)
                 continue
-            buf = np.concatenate([buf, block[:, self.axis]])
-            while buf.size >= self.window:
-                yield Frame(
-                    buf[: self.window].copy(),
-                    time.monotonic(),
-                    i,
-                    {"source": self.name, "fs": self.fs, "t_signal": round(consumed / self.fs, 6)},
-                )
-                i += 1
-                buf = buf[self.hop :]
-                consumed += self.hop
+            yield block[:, self.axis]
+
+
+def windowed(
+    chunks: Iterator[np.ndarray], window: int, hop: int, fs: float, name: str
+) -> Iterator[Frame]:
+    """Cut a stream of sample chunks into overlapping windows, stamped when each completes."""
+    buf = np.empty(0)
+    consumed = 0
+    i = 0
+    for chunk in chunks:
+        buf = np.concatenate([buf, chunk])
+        while buf.size >= window:
+            yield Frame(
+                buf[:window].copy(),
+                time.monotonic(),
+                i,
+                {"source": name, "fs": fs, "t_signal": round(consumed / fs, 6)},
+            )
+            i += 1
+            buf = buf[hop:]
+            consumed += hop
 
 
 def open_vibration_source(
