@@ -9,6 +9,7 @@ outputs) so the bundle can be re-checked anywhere later (``edgewise verify`` on 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import sys
 import tempfile
@@ -116,8 +117,13 @@ def build_bundle(
     for name in progress(names, desc="convert", quiet=quiet):
         fmt, precision = ALL_VARIANTS[name]
         t0 = time.monotonic()
-        with contextlib.redirect_stdout(sys.stderr):  # TF prints; keep stdout for --json
-            data = _convert(model, fmt, precision, calib_x, onnx_f32)
+        chatter = io.StringIO()  # TF prints its SavedModel signature; keep stdout for --json
+        try:
+            with contextlib.redirect_stdout(chatter):
+                data = _convert(model, fmt, precision, calib_x, onnx_f32)
+        except Exception:
+            sys.stderr.write(chatter.getvalue()[-4000:])
+            raise
         seconds = time.monotonic() - t0
         if name == "onnx_float32":
             onnx_f32 = data
