@@ -22,7 +22,6 @@ mistakes, heat-map overlays, metrics.json) is always written into the bundle's `
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -44,6 +43,7 @@ from .data.magnetic_tile import (
     read_sample,
     split_samples,
 )
+from .report import figure_png, plot_png
 
 __all__ = [
     "InspectConfig",
@@ -615,15 +615,6 @@ def _png(img: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _fig_bytes(fn: Any, *args: Any, **kw: Any) -> bytes:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / "f.png"
-        fn(*args, path=p, **kw)
-        return p.read_bytes()
-
-
 def _annotated(s: Sample, scores: np.ndarray, tiling: TileConfig, thr: float, title: str) -> np.ndarray:
     import cv2
 
@@ -673,10 +664,10 @@ def _report_files(
     st = variant_scores[deployed]["test"]
     tile_scores = variant_scores[deployed]["test_tiles"]
     files: dict[str, bytes] = {}
-    files["report/learning_curves.png"] = _fig_bytes(
+    files["report/learning_curves.png"] = plot_png(
         R.plot_learning_curves, history, title=f"inspect {cfg.mode}: tile loss/accuracy, val image AUROC"
     )
-    files["report/confusion.png"] = _fig_bytes(
+    files["report/confusion.png"] = plot_png(
         R.plot_confusion,
         y_test,
         (st >= thr).astype(int),
@@ -684,10 +675,10 @@ def _report_files(
         title=f"test split, {deployed}, threshold {thr:.3f}",
     )
     curves = {"keras": (k_test, y_test), **{n: (v["test"], y_test) for n, v in variant_scores.items()}}
-    files["report/roc.png"] = _fig_bytes(R.plot_roc, curves, title="image-level ROC (test split)")
-    files["report/pr.png"] = _fig_bytes(R.plot_pr, curves, title="image-level precision-recall (test split)")
+    files["report/roc.png"] = plot_png(R.plot_roc, curves, title="image-level ROC (test split)")
+    files["report/pr.png"] = plot_png(R.plot_pr, curves, title="image-level precision-recall (test split)")
     kinds = [s.kind for s in test_s]
-    files["report/score_histogram.png"] = _fig_bytes(
+    files["report/score_histogram.png"] = plot_png(
         R.plot_score_histogram,
         {k: st[[i for i, kk in enumerate(kinds) if kk == k]] for k in sorted(set(kinds))},
         threshold=thr,
@@ -742,11 +733,7 @@ def _curve_plot(values: list[float], title: str) -> bytes:
     ax.set_ylabel("AUROC")
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=9)
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig, dpi=110)
 
 
 def _recall_plot(per_kind: dict[str, float]) -> bytes:
@@ -763,11 +750,7 @@ def _recall_plot(per_kind: dict[str, float]) -> bytes:
     ax.set_title("recall per defect kind (test split, bundle threshold)")
     for i, n in enumerate(names):
         ax.text(i, per_kind[n] + 0.01, f"{per_kind[n]:.2f}", ha="center", fontsize=8)
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig, dpi=110)
 
 
 # ---------------------------------------------------------------------------- synthetic + CLI

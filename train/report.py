@@ -24,6 +24,8 @@ __all__ = [
     "plot_pr",
     "write_metrics",
     "confusion_matrix",
+    "figure_png",
+    "plot_png",
 ]
 
 
@@ -43,6 +45,25 @@ def _save(fig: Any, path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     _plt().close(fig)
     return path
+
+
+def figure_png(fig: Any, dpi: int = 110) -> bytes:
+    """A finished matplotlib figure as PNG bytes (closed afterwards), for ``add_report``."""
+    import io
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=dpi)
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def plot_png(plot_fn: Any, *args: Any, **kw: Any) -> bytes:
+    """Run one of the ``plot_*`` functions above and return its PNG bytes instead of a file."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return Path(plot_fn(*args, path=Path(tmp) / "f.png", **kw)).read_bytes()
 
 
 def plot_learning_curves(history: dict[str, list[float]], path: str | Path, title: str = "") -> Path:

@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -44,6 +43,8 @@ from edgewise.edge.apps.vibration import (
 from edgewise.edge.metrics import auroc, threshold_for_false_alarm
 from edgewise.edge.progress import log
 from edgewise.edge.sources.sensors import Recording
+
+from .report import figure_png, plot_png
 
 __all__ = [
     "VibrationConfig",
@@ -497,14 +498,6 @@ def _compact(m: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _png(fig_fn: Any, *args: Any, **kw: Any) -> bytes:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        p = fig_fn(*args, Path(tmp) / "f.png", **kw) if args else fig_fn(Path(tmp) / "f.png", **kw)
-        return Path(p).read_bytes()
-
-
 def _plot_score_time(scores: dict[str, Any], d: dict[str, Any], thr: float, title: str) -> bytes:
     from .report import _plt
 
@@ -534,11 +527,7 @@ def _plot_score_time(scores: dict[str, Any], d: dict[str, Any], thr: float, titl
         ax.axis("off")
     fig.suptitle(title, fontsize=9)
     fig.supxlabel("time in recording (s)", fontsize=8)
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig, dpi=90)
 
 
 def _report_files(
@@ -552,7 +541,7 @@ def _report_files(
     from . import report
 
     files: dict[str, bytes] = {}
-    files["report/learning_curves.png"] = _png(
+    files["report/learning_curves.png"] = plot_png(
         report.plot_learning_curves, history, title="autoencoder (mse)"
     )
     lab = "SYNTHETIC " if m["synthetic"] else ""
@@ -564,7 +553,7 @@ def _report_files(
             s, d, thr[k], f"{lab}{k} score per window over time (dashed: bundle threshold)"
         )
         allf = np.concatenate(list(s["faults"].values()))
-        files[f"report/histogram_{k}.png"] = _png(
+        files[f"report/histogram_{k}.png"] = plot_png(
             report.plot_score_histogram,
             {
                 "healthy test": np.log10(np.maximum(s["test"], 1e-9)),
@@ -578,7 +567,7 @@ def _report_files(
     for k, s in scores.items():
         allf = np.concatenate(list(s["faults"].values()))
         curves[k] = (np.r_[s["test"], allf], np.r_[np.zeros(len(s["test"])), np.ones(len(allf))])
-    files["report/roc.png"] = _png(report.plot_roc, curves, title=f"{lab}healthy test vs all fault files")
+    files["report/roc.png"] = plot_png(report.plot_roc, curves, title=f"{lab}healthy test vs all fault files")
     if m.get("window_sweep"):
         files["report/window_sweep.png"] = _plot_sweep(m["window_sweep"])
     files["report/metrics.json"] = json.dumps(m, indent=2, default=_plain).encode()
@@ -604,11 +593,7 @@ def _plot_sweep(rows: list[dict[str, Any]]) -> bytes:
     ax.set_xlabel("window (samples at 12 kHz)")
     ax.legend(fontsize=7)
     ax.set_title("detection vs window length (worst fault file)")
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig, dpi=90)
 
 
 def report_markdown(m: dict[str, Any]) -> str:
