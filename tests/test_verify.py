@@ -129,6 +129,23 @@ def test_embeddings_are_compared_by_pair_decisions_and_pair_auroc():
     assert row["min_cosine"] == pytest.approx(float(np.dot(host[1], arm[1]) / np.linalg.norm(host[1])))
 
 
+def test_int8_embeddings_are_judged_by_direction_not_by_steps_in_single_components():
+    rng = np.random.default_rng(0)
+    host = rng.normal(size=(6, 64))
+    host /= np.linalg.norm(host, axis=1, keepdims=True)
+    scale = 1 / 128
+    near = host.copy()
+    near[:, 0] += 12 * scale  # 12 steps in one component: the direction barely moves
+    row = compare_outputs(host, near, x=host, decision="pairs", threshold=0.5, output_scale=scale)
+    assert row["max_steps"] == 12 and row["min_cosine"] > 0.99
+    assert judge(row, "int8", Tolerance(), "pairs") == []
+    assert judge(row, "int8", Tolerance(), "argmax") == ["max difference 12 quantization steps > 8"]
+    far = host.copy()
+    far[2] = host[3]  # one sample's embedding points elsewhere
+    row = compare_outputs(host, far, x=host, decision="pairs", threshold=0.5, output_scale=scale)
+    assert any(r.startswith("min cosine host vs arm64") for r in judge(row, "int8", Tolerance(), "pairs"))
+
+
 def test_shape_mismatch_and_nan_outputs_fail():
     host = _probs([[0.5, 0.5]])
     row = compare_outputs(host, _probs([[0.5, 0.5, 0.0]]), x=host)
