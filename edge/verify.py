@@ -972,7 +972,8 @@ def _verify(a: argparse.Namespace) -> int:
     x = np.load(bundle.file(ev["x"]))
     y = np.load(bundle.file(ev["y"])) if ev.get("y") else None
     ref = np.load(bundle.file(ev["reference"])) if ev.get("reference") else None
-    tol = Tolerance(a.max_steps, a.min_agreement, a.max_metric_drop, a.min_cosine)
+    tol = Tolerance(max_steps=a.max_steps, min_cosine=a.min_cosine, min_agreement=a.min_agreement,
+                    max_metric_drop=a.max_metric_drop)
     rule = {"decision": ev.get("decision", "argmax"), "score": ev.get("score", "last"),
             "threshold": ev.get("threshold")}
     if rule["decision"] == "none" and bundle.output.get("kind") == "embedding":
