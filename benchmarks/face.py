@@ -30,13 +30,17 @@ from typing import Any
 import numpy as np
 
 from edgewise.edge.apps.face import (
+    TTA_MODES,
     FaceEmbedder,
     YuNetDetector,
+    bundle_tta,
     face_crop,
     face_crops,
     l2n,
     largest,
     match,
+    tta_pair,
+    unknown_threshold,
 )
 from edgewise.edge.bundle import load_bundle
 from edgewise.edge.metrics import percentiles, roc_curve
@@ -109,6 +113,8 @@ class _Tally:
             acc = self.accepted_probes + self.accepted_strangers
             r.update(
                 accuracy_with_rejection=self.accepted_correct / max(acc, 1),
+                # the reference's own reading: no strangers, correct / accepted enrolled probes
+                accuracy_with_rejection_probes_only=self.accepted_correct / max(self.accepted_probes, 1),
                 enrollment_rate=self.accepted_probes / max(self.probes, 1),
                 accepted=f"{self.accepted_probes}/{self.probes}",
                 strangers=self.strangers,
@@ -125,10 +131,15 @@ def _templates(emb: np.ndarray, labels: np.ndarray, people: list[int], idx: list
     return l2n(np.stack([emb[idx_a[labels[idx_a] == p]].mean(0) for p in people]))
 
 
-def six_person_protocol(embs: dict[str, np.ndarray], thresholds: dict[str, float], aligned: np.ndarray,
+def six_person_protocol(embs: dict[str, Any], thresholds: dict[str, float], aligned: np.ndarray,
                         unaligned: np.ndarray, labels: np.ndarray, *, repeats: int = 10, n_people: int = 6,
                         n_enroll: int = 5, p0: float = 0.85, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """The reference table's protocol, ``repeats`` random draws of the 6 people, counts pooled."""
+    """The reference table's protocol, ``repeats`` random draws of the 6 people, counts pooled.
+
+    ``embs[name]`` is one (n, d) array, or an (enrollment, probe) pair of arrays over the same
+    images when enrollment and probes are embedded differently (``tta_pair``). The closed-set
+    classifier is trained on the first entry's enrollment embeddings.
+    """
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(seed)
@@ -143,16 +154,17 @@ def six_person_protocol(embs: dict[str, np.ndarray], thresholds: dict[str, float
         enroll, probe, strangers = _splits(labels, people, n_enroll, rng)
         truth = np.array([people.index(labels[i]) for i in probe])
         for name, e in embs.items():
-            temps = _templates(e, labels, people, enroll)
-            ps = e[probe] @ temps.T
-            ss = e[strangers] @ temps.T
+            en_e, pr_e = e if isinstance(e, tuple) else (e, e)
+            temps = _templates(en_e, labels, people, enroll)
+            ps = pr_e[probe] @ temps.T
+            ss = pr_e[strangers] @ temps.T
             t(f"embedding {name}").add(ps.argmax(1), truth, ps.max(1) >= thresholds[name],
                                        ss.max(1) >= thresholds[name])
-        base = next(iter(embs))  # closed-set classifier on the first (float32) embedding
-        e = embs[base]
+        base = embs[next(iter(embs))]  # closed-set classifier on the first (float32) embedding
+        en_e, pr_e = base if isinstance(base, tuple) else (base, base)
         y_en = [people.index(labels[i]) for i in enroll]
-        clf = LogisticRegression(C=10.0, max_iter=2000).fit(e[enroll], y_en)
-        pp, sp = clf.predict_proba(e[probe]), clf.predict_proba(e[strangers])
+        clf = LogisticRegression(C=10.0, max_iter=2000).fit(en_e[enroll], y_en)
+        pp, sp = clf.predict_proba(pr_e[probe]), clf.predict_proba(pr_e[strangers])
         t(f"closed-set CNN classifier, p0={p0}").add(pp.argmax(1), truth, pp.max(1) >= p0, sp.max(1) >= p0)
         for kind in CLASSIC:
             for al, imgs in (("aligned", aligned), ("unaligned", unaligned)):
@@ -168,13 +180,16 @@ def six_person_protocol(embs: dict[str, np.ndarray], thresholds: dict[str, float
 
 
 def open_set(emb: np.ndarray, labels: np.ndarray, n_enroll: int = 5, far: float = 0.01, seed: int = 0,
-             threshold: float | None = None) -> dict[str, Any]:
-    """All identities enrolled from ``n_enroll`` images: rank-1, TAR at ``far``, ROC points."""
+             threshold: float | None = None, probe_emb: np.ndarray | None = None) -> dict[str, Any]:
+    """All identities enrolled from ``n_enroll`` images: rank-1, TAR at ``far``, ROC points.
+
+    ``probe_emb`` embeds the probes differently from the enrollment images (same rows as ``emb``).
+    """
     rng = np.random.default_rng(seed)
     ids = np.unique(labels).tolist()
     enroll, probe, _ = _splits(labels, ids, n_enroll, rng)
     temps = _templates(emb, labels, ids, enroll)
-    sims = emb[probe] @ temps.T
+    sims = (emb if probe_emb is None else probe_emb)[probe] @ temps.T
     truth = np.array([ids.index(labels[i]) for i in probe])
     gen = np.zeros_like(sims, dtype=bool)
     gen[np.arange(len(truth)), truth] = True
@@ -224,7 +239,7 @@ def compose_frame(face: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def time_per_face(bundle: Any, variant: str, detector_model: Path, frame: np.ndarray, threads: int,
                   names: list[str], temps: np.ndarray, threshold: float, iterations: int = 50,
-                  warmup: int = 5) -> dict[str, Any]:
+                  warmup: int = 5, flip: bool = False) -> dict[str, Any]:
     """detect -> align -> embed -> match on one frame, ``iterations`` times; per-stage p50 (ms)."""
     import cv2
 
@@ -239,7 +254,7 @@ def time_per_face(bundle: Any, variant: str, detector_model: Path, frame: np.nda
         t1 = time.perf_counter()
         crop, _ = face_crop(frame, d, emb.size)
         t2 = time.perf_counter()
-        e = emb.embed([crop])[0]
+        e = emb.embed([crop], flip=flip)[0]
         t3 = time.perf_counter()
         match(e, names, temps, threshold)
         t4 = time.perf_counter()
@@ -248,22 +263,24 @@ def time_per_face(bundle: Any, variant: str, detector_model: Path, frame: np.nda
             for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0), strict=True):
                 stages[k].append(v)
     emb.model.close()
-    return {"threads": threads, "variant": variant, "face_found": f"{found}/{iterations}",
+    return {"threads": threads, "variant": variant, "flip": flip, "face_found": f"{found}/{iterations}",
             **{f"{k}_ms_p50": percentiles(v)["p50_ms"] for k, v in stages.items()}}
 
 
 def embed_speed(bundle: Any, variants: list[str], crop: np.ndarray, threads: int, iterations: int = 300,
-                warmup: int = 20) -> dict[str, float]:
+                warmup: int = 20, flip: bool = False) -> dict[str, float]:
     """p50 embedding time per variant, calls interleaved so that load from other processes on a
-    shared machine hits every variant alike (the ratio is what this measures)."""
+    shared machine hits every variant alike (the ratio is what this measures). With ``flip``
+    each variant is also timed with mirror averaging (key ``<variant>+flip``)."""
     models = {v: FaceEmbedder(bundle, v, threads) for v in variants}
-    times: dict[str, list[float]] = {v: [] for v in variants}
+    keys = [(v, f) for v in variants for f in ((False, True) if flip else (False,))]
+    times: dict[str, list[float]] = {v + ("+flip" if f else ""): [] for v, f in keys}
     for i in range(warmup + iterations):
-        for v, m in models.items():
+        for v, f in keys:
             t0 = time.perf_counter()
-            m.embed([crop])
+            models[v].embed([crop], flip=f)
             if i >= warmup:
-                times[v].append(time.perf_counter() - t0)
+                times[v + ("+flip" if f else "")].append(time.perf_counter() - t0)
     for m in models.values():
         m.model.close()
     return {v: percentiles(t)["p50_ms"] for v, t in times.items()}
@@ -281,7 +298,16 @@ def bench_face(data: Path, bundle_path: Path, out: Path, *, detector_model: Path
                seed: int = 0, quiet: bool = False) -> dict[str, Any]:
     bundle = load_bundle(bundle_path)
     out.mkdir(parents=True, exist_ok=True)
-    threshold = float(bundle.thresholds.get("unknown", 0.5))
+    tta = bundle_tta(bundle)
+    far0 = float(bundle.thresholds.get("far_target", 0.001))
+    threshold = unknown_threshold(bundle)
+
+    def thr(mode: str, far: float | None = None) -> float | None:
+        try:
+            return unknown_threshold(bundle, mode, far)
+        except ValueError:  # older bundles: one threshold, for their own mode only
+            return None
+
     orl = _orl(data)
     labels = orl.labels
     det = YuNetDetector(detector_model)
@@ -294,24 +320,48 @@ def bench_face(data: Path, bundle_path: Path, out: Path, *, detector_model: Path
     names = [v for v in (variants or ["tflite_float32", "tflite_int8"]) if v in bundle.meta["variants"]]
     if not names:
         raise ValueError(f"{bundle_path}: none of the variants {variants} in the bundle")
-    embs = {}
+    plain, mirror = {}, {}
     for v in names:
         emb = FaceEmbedder(bundle, v, threads=max(threads))
-        embs[v] = emb.embed(list(aligned))
+        plain[v] = emb.embed(list(aligned))
+        mirror[v] = emb.embed(list(np.ascontiguousarray(aligned[:, :, ::-1])))
         emb.model.close()
+    embs = {v: tta_pair(plain[v], mirror[v], tta) for v in names}
     log("6-person protocol ...", quiet=quiet)
-    table = six_person_protocol(embs, dict.fromkeys(names, threshold), aligned, unaligned, labels,
+    # main rows: every variant as the bundle asks (its tta mode, its FAR); then the other stored
+    # threshold options (tta modes x calibrated FARs) on the last variant (int8), same draws
+    configs: dict[str, Any] = dict(embs)
+    thresholds = dict.fromkeys(configs, threshold)
+    options = []
+    table_fars = sorted({float(k) for m in (bundle.thresholds.get("unknown_by_tta") or {}).values()
+                         for k in m}, reverse=True)
+    for mode in TTA_MODES:
+        for far in table_fars:
+            t = thr(mode, far)
+            if t is None or (mode == tta and far == far0):
+                continue
+            key = f"{names[-1]}, tta {mode}, FAR {100 * far:g} %"
+            configs[key] = tta_pair(plain[names[-1]], mirror[names[-1]], mode)
+            thresholds[key] = t
+            options.append(key)
+    table = six_person_protocol(configs, thresholds, aligned, unaligned, labels,
                                 repeats=repeats, p0=p0, seed=seed)
-    opens = {v: open_set(embs[v], labels, threshold=threshold, seed=seed) for v in names}
-    for v in names:  # the split matters at 200 probes: also the mean over `repeats` random splits
-        runs = [open_set(embs[v], labels, threshold=threshold, seed=seed + k) for k in range(repeats)]
-        opens[v]["mean_over_splits"] = {
-            "splits": repeats,
-            "rank1": float(np.mean([o["rank1"] for o in runs])),
-            "rank1_min": float(np.min([o["rank1"] for o in runs])),
-            "rank1_max": float(np.max([o["rank1"] for o in runs])),
-            "tar_at_far_0.01": float(np.mean([o["tar_at_far_0.01"] for o in runs])),
-        }
+    option_rows = {f"embedding {k}": table.pop(f"embedding {k}") for k in options}
+    opens = {}
+    for v in names:
+        for mode in TTA_MODES:  # the split matters at 200 probes: also the mean over random splits
+            en_e, pr_e = tta_pair(plain[v], mirror[v], mode)
+            key = f"{v}, tta {mode}"
+            opens[key] = open_set(en_e, labels, threshold=thr(mode), seed=seed, probe_emb=pr_e)
+            opens[key]["tta"] = mode
+            runs = [open_set(en_e, labels, seed=seed + k, probe_emb=pr_e) for k in range(repeats)]
+            opens[key]["mean_over_splits"] = {
+                "splits": repeats,
+                "rank1": float(np.mean([o["rank1"] for o in runs])),
+                "rank1_min": float(np.min([o["rank1"] for o in runs])),
+                "rank1_max": float(np.max([o["rank1"] for o in runs])),
+                "tar_at_far_0.01": float(np.mean([o["tar_at_far_0.01"] for o in runs])),
+            }
     classic = {f"{k} {a}": classic_open_set(k, imgs, labels, seed=seed)
                for k in CLASSIC for a, imgs in (("aligned", aligned), ("unaligned", unaligned))}
     # timing on a composed 640x480 frame, every variant x thread count in this one run
@@ -320,16 +370,16 @@ def bench_face(data: Path, bundle_path: Path, out: Path, *, detector_model: Path
     enroll, _, _ = _splits(labels, ids, 5, np.random.default_rng(seed))
     timing = []
     for v in names:
-        temps = _templates(embs[v], labels, ids, enroll)
+        temps = _templates(embs[v][0], labels, ids, enroll)
         for th in threads:
             timing.append(time_per_face(bundle, v, detector_model, frame, th, [str(i) for i in ids], temps,
-                                        threshold, iterations=iterations))
+                                        threshold, iterations=iterations, flip=tta == "flip"))
             log(f"time per face {v} threads={th}: {timing[-1]['total_ms_p50']:.1f} ms", quiet=quiet)
     speedup, embed_ms = {}, {}
     if {"tflite_float32", "tflite_int8"} <= set(names):
         for th in threads:
             embed_ms[str(th)] = embed_speed(bundle, ["tflite_float32", "tflite_int8"], aligned[0], th,
-                                            iterations=max(100, 6 * iterations))
+                                            iterations=max(100, 6 * iterations), flip=True)
             e = embed_ms[str(th)]
             speedup[str(th)] = round(e["tflite_float32"] / e["tflite_int8"], 2)
             log(f"embedding p50 at {th} thread(s): {embed_ms[str(th)]}", quiet=quiet)
@@ -337,7 +387,7 @@ def bench_face(data: Path, bundle_path: Path, out: Path, *, detector_model: Path
         tm = [r for r in timing if r["threads"] == max(threads)]
         da = np.median([r["detect_ms_p50"] + r["align_ms_p50"] for r in tm])
         if name.startswith("embedding"):
-            r = next(r for r in tm if name.endswith(r["variant"]))
+            r = next(r for r in tm if name == f"embedding {r['variant']}")
             row["classification_ms_p50"] = r["embed_ms_p50"] + r["match_ms_p50"]
             row["total_ms_p50"] = r["total_ms_p50"]
         elif name.startswith("closed-set"):
@@ -348,11 +398,12 @@ def bench_face(data: Path, bundle_path: Path, out: Path, *, detector_model: Path
             row["total_ms_p50"] = float(da + row.get("classification_ms_p50", 0.0))
     result = {
         "host": host_info(), "threads": threads, "bundle": str(bundle_path), "bundle_name": bundle.name,
-        "unknown_threshold": threshold, "detector": str(detector_model.name),
+        "unknown_threshold": threshold, "far_target": far0, "tta": tta, "detector": str(detector_model.name),
         "protocol": {"repeats": repeats, "people": 6, "enroll_per_person": 5, "p0": p0,
                      "strangers": "all images of the other 34 ORL people", "seed": seed},
         "alignment": {k: how.count(k) for k in sorted(set(how))},
         "table": table,
+        "threshold_options": option_rows,
         "open_set": {v: {k: x for k, x in o.items() if not k.startswith("_")} for v, o in opens.items()},
         "open_set_classic": classic,
         "time_per_face": timing,
@@ -365,11 +416,24 @@ def bench_face(data: Path, bundle_path: Path, out: Path, *, detector_model: Path
     }
     from edgewise.train import report
 
-    report.plot_roc({f"embedding {v}": o["_roc"] for v, o in opens.items()}, out / "face_roc.png",
+    report.plot_roc({f"embedding {v}": o["_roc"] for v, o in opens.items() if o["tta"] in ("none", tta)},
+                    out / "face_roc.png",
                     "ORL open set, 40 unseen identities (5 enrolled, 5 probes)")
     (out / "face_bench.json").write_text(json.dumps(result, indent=2, default=float))
     (out / "face_bench.md").write_text(markdown(result))
     return result
+
+
+def _six_row(name: str, row: dict[str, Any], times: bool) -> str:
+    acc_r = row.get("accuracy_with_rejection")
+    enr = f"{_pct(row['enrollment_rate'])} ({row['accepted']})" if acc_r is not None else "—"
+    far = (f"{_pct(row['false_accept_rate'])} ({row['strangers_accepted']}/{row['strangers']})"
+           if acc_r is not None else "—")
+    cells = [name, _pct(row["accuracy_no_rejection"]), _pct(row.get("accuracy_with_rejection_probes_only")),
+             _pct(acc_r), enr, far]
+    if times:
+        cells += [_ms(row.get("classification_ms_p50")), _ms(row.get("total_ms_p50"))]
+    return "| " + " | ".join(cells) + " |"
 
 
 def _pct(v: Any) -> str:
@@ -386,34 +450,42 @@ def markdown(r: dict[str, Any]) -> str:
         f"# Face recognition benchmark ({r['bundle_name']})",
         "",
         f"Host: {h['machine']} {h['cpu']} ({h['cores']} cores), threads {r['threads']}; "
-        f"unknown threshold {r['unknown_threshold']:.4f} (from the bundle); detector {r['detector']}.",
+        f"unknown threshold {r['unknown_threshold']:.4f} (from the bundle: calibrated on held-out training "
+        f"identities for FAR {100 * r.get('far_target', 0.001):g} %, never on ORL); test-time augmentation "
+        f"{r.get('tta', 'none')}; detector {r['detector']}.",
         "",
         f"## Reference protocol on ORL: 6 people x 5 enrollment images, 5 probes each, 34 strangers "
         f"x 10 images; {r['protocol']['repeats']} random draws pooled",
         "",
-        "| Method | Accuracy w/o rejection | Accuracy with rejection | Enrollment rate | strangers accepted "
-        "| Classification time | Total time per face |",
-        "|---|---|---|---|---|---|---|",
+        "| Method | Accuracy w/o rejection | Accuracy with rejection, enrolled probes only (reference "
+        "definition) | Accuracy with rejection, strangers included | Enrollment rate | Stranger false-accept "
+        "rate | Classification time | Total time per face |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, row in r["table"].items():
-        acc_r = row.get("accuracy_with_rejection")
-        enr = f"{_pct(row['enrollment_rate'])} ({row['accepted']})" if acc_r is not None else "—"
-        sa = f"{row['strangers_accepted']}/{row['strangers']}" if acc_r is not None else "—"
-        lines.append(
-            f"| {name} | {_pct(row['accuracy_no_rejection'])} | {_pct(acc_r)} | {enr} | {sa} | "
-            f"{_ms(row.get('classification_ms_p50'))} | {_ms(row.get('total_ms_p50'))} |"
-        )
+        lines.append(_six_row(name, row, times=True))
     ref = r["reference"]
     lines += [
         f"| *reference: CNN on a Pi, p0={ref['p0']}* | {_pct(ref['cnn_pi_without'])} | "
-        f"{_pct(ref['cnn_pi_with_rejection'])} | {ref['enrollment_rate']} | — | "
+        f"{_pct(ref['cnn_pi_with_rejection'])} | — (no strangers) | {ref['enrollment_rate']} | — | "
         f"{ref['classification_ms']} ms | {ref['total_ms']} ms |",
         f"| *reference: Fisherfaces unaligned / aligned* | {_pct(ref['fisherfaces_unaligned'])} / "
-        f"{_pct(ref['fisherfaces_aligned'])} | — | — | — | — | 1006 ms |",
+        f"{_pct(ref['fisherfaces_aligned'])} | — | — | — | — | — | 1006 ms |",
         "",
-        "Accuracy with rejection = correct / all accepted faces (an accepted stranger counts as an error). "
+        "Accuracy with rejection, enrolled probes only = correct / accepted probes of the enrolled people "
+        "(the reference's reading: its test had no strangers). Strangers included = correct / all accepted "
+        "faces, where an accepted stranger counts as an error. Enrollment rate = accepted probes / probes. "
+        "Stranger false-accept rate = stranger images accepted as someone / stranger images. "
         "Classic rows have no rejection rule. Total time per face for classic rows = measured detect + "
         "align on the 640x480 frame + their prediction time.",
+        "",
+        "### Other stored thresholds (same draws; tta = mirror averaging: flip = enrollment and probe, "
+        "enroll = enrollment only)",
+        "",
+        "| Method | Accuracy w/o rejection | Accuracy with rejection, enrolled probes only | Accuracy with "
+        "rejection, strangers included | Enrollment rate | Stranger false-accept rate |",
+        "|---|---|---|---|---|---|",
+        *[_six_row(k, row, times=False) for k, row in r.get("threshold_options", {}).items()],
         "",
         "## Open set: all 40 ORL people (unseen in training), 5 enrolled, 5 probes each",
         "",
@@ -438,9 +510,14 @@ def markdown(r: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for t in r["time_per_face"]:
-        lines.append(f"| {t['variant']} | {t['threads']} | {_ms(t['detect_ms_p50'])} | "
+        flip = " + flip" if t.get("flip") else ""
+        lines.append(f"| {t['variant']}{flip} | {t['threads']} | {_ms(t['detect_ms_p50'])} | "
                      f"{_ms(t['align_ms_p50'])} | {_ms(t['embed_ms_p50'])} | {_ms(t['match_ms_p50'])} | "
                      f"{_ms(t['total_ms_p50'])} | {t['face_found']} |")
+    if r["embed_ms_p50_interleaved"]:
+        cost = "; ".join(f"{k} thread(s): " + ", ".join(f"{v} {ms:.2f} ms" for v, ms in e.items())
+                         for k, e in r["embed_ms_p50_interleaved"].items())
+        lines += ["", f"Embedding cost per face with and without mirror averaging (p50, interleaved): {cost}"]
     if r["int8_speedup_embed"]:
         lines += ["", "int8 vs float32 embedding (calls interleaved in one run, p50): " + "; ".join(
             f"{k} thread(s): float32 {e['tflite_float32']:.2f} ms, int8 {e['tflite_int8']:.2f} ms, "

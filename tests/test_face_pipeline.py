@@ -22,7 +22,7 @@ def tiny(data_dir, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("face") / "face.bundle"
     m = train_face(data_dir, out, epochs=5, holdout=8, sets=["UMIST", "GT"], size=32, width=0.5, margin=0.1,
-                   lr=5e-3, variants=["tflite_int8"], threads=2, quiet=True)
+                   lr=5e-3, variants=["tflite_int8"], threads=2, augmentation="basic", quiet=True)
     return out, m
 
 
@@ -155,3 +155,27 @@ def test_bad_frame_is_logged_and_the_runner_continues(tiny, data_dir, tmp_path, 
     assert stats.frames == 3 and stats.errors == 1 and len(sink.events) == 2
     assert "empty image" in caplog.text
     assert all(e["kind"] == "unknown" for e in sink.events)  # empty gallery: everyone is unknown
+
+
+def test_flip_embedding_is_mirror_invariant_and_thresholds_exist_per_mode(tiny, data_dir):
+    """Mirror averaging gives one embedding for a face and its mirror image; the bundle holds a
+    threshold for every TTA mode and FAR, stricter FAR never lower."""
+    from edgewise.edge.apps.face import TTA_MODES, FaceEmbedder, YuNetDetector, face_crops, unknown_threshold
+    from edgewise.edge.bundle import load_bundle
+    from edgewise.train.data.faces import load_orl
+
+    path, m = tiny
+    b = load_bundle(path)
+    det = YuNetDetector(data_dir / "models/face_detection/yunet_n_320_320.onnx")
+    crops, _ = face_crops(load_orl(data_dir / "faces/orl").images[:3], det, 32)
+    emb = FaceEmbedder(b)
+    e = emb.embed(crops, flip=True)
+    e_mirror = emb.embed(np.ascontiguousarray(crops[:, :, ::-1]), flip=True)
+    np.testing.assert_allclose(e, e_mirror, atol=1e-5)
+    assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(e, emb.embed(crops), atol=1e-3)  # it does change the embedding
+    assert b.config["tta"] == "flip" and b.thresholds["unknown"] == unknown_threshold(b)
+    for mode in TTA_MODES:
+        t = [unknown_threshold(b, mode, far) for far in (0.01, 0.001, 0.0001)]
+        assert t == sorted(t), f"{mode}: thresholds {t} must rise as the FAR target falls"
+    assert set(m["calibration_by_tta"]) == set(TTA_MODES)
