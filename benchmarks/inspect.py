@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgewise.edge.apps.inspect import TileConfig, prepare_part, score_tiles
+from edgewise.edge.apps.inspect import TileConfig, image_score, prepare_part, score_tiles
 from edgewise.edge.backends import load_model
 from edgewise.edge.bundle import load_bundle
 from edgewise.edge.metrics import auroc, percentiles
@@ -94,7 +94,7 @@ def bench_bundles(
         for name in [v for v in VARIANTS if v in b.variants]:
             thr = float(per_variant_thr.get(name, b.thresholds["decision"]))
             m = load_model(b, name, threads=max(threads))
-            s = np.array([score_tiles(m, t).max() for t in tiles])
+            s = np.array([image_score(score_tiles(m, t), tiling.top_k) for t in tiles])
             m.close()
             pred = s >= thr
             tp, fp, fn = (

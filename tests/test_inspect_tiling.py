@@ -6,15 +6,19 @@ import numpy as np
 import pytest
 
 from edgewise.edge.apps.inspect import (
+    NORM_MEAN,
+    NORM_STD,
     TileConfig,
+    condition,
     crop_roi,
+    image_score,
     make_tiles,
     parse_roi,
     prepare_part,
     score_map,
     tile_positions,
 )
-from edgewise.train.inspect import operating_point, recall_per_kind
+from edgewise.train.inspect import operating_point, recall_per_kind, synthetic_defect
 
 
 @pytest.mark.parametrize("h,w", [(64, 64), (65, 64), (100, 150), (222, 103), (398, 632), (20, 300)])
@@ -61,6 +65,52 @@ def test_tile_config_rejects_bad_values() -> None:
         TileConfig(tile=64, stride=65)
     with pytest.raises(ValueError, match="tile must be >= 8"):
         TileConfig(tile=4, stride=2)
+    with pytest.raises(ValueError, match="norm must be one of none, image, got 'zscore'"):
+        TileConfig(norm="zscore")
+    with pytest.raises(ValueError, match="top_k must be >= 1"):
+        TileConfig(top_k=0)
+
+
+def test_tile_config_round_trips_and_old_bundles_default_to_max_without_norm() -> None:
+    cfg = TileConfig(tile=48, stride=24, scale=0.75, norm="image", top_k=3)
+    assert TileConfig.from_config({"tiling": cfg.as_dict()}) == cfg
+    old = TileConfig.from_config({"tiling": {"tile": 64, "stride": 32, "scale": 0.5}})
+    assert old.norm == "none" and old.top_k == 1
+
+
+def test_image_normalisation_maps_dark_and_bright_exposures_of_a_part_alike() -> None:
+    rng = np.random.default_rng(0)
+    part = rng.normal(0, 1, (120, 90))
+    dark = np.clip(60 + 8 * part, 0, 255).astype(np.uint8)
+    bright = np.clip(150 + 20 * part, 0, 255).astype(np.uint8)
+    a, b = condition(dark, "image"), condition(bright, "image")
+    for x in (a, b):
+        assert x.dtype == np.uint8 and x.shape == dark.shape
+        assert abs(x.mean() - NORM_MEAN) < 1.5 and abs(x.std() - NORM_STD) < 4
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 4  # same part, same model input
+    assert condition(dark, "none") is dark
+    flat = condition(np.full((10, 10), 77, np.uint8), "image")  # no contrast: no division blow-up
+    assert (flat == round(NORM_MEAN)).all()
+
+
+def test_image_score_is_the_max_or_the_mean_of_the_top_k_tiles() -> None:
+    s = np.array([0.1, 0.9, 0.3, 0.7, -2.0])
+    assert image_score(s) == pytest.approx(0.9)
+    assert image_score(s, 2) == pytest.approx(0.8)
+    assert image_score(s, 3) == pytest.approx((0.9 + 0.7 + 0.3) / 3)
+    assert image_score(s, 10) == pytest.approx(s.mean())  # fewer tiles than k: all of them
+
+
+@pytest.mark.parametrize("mean", [0, 40, 128, 215, 255])
+def test_synthetic_defects_change_the_tile_and_stay_uint8_at_any_brightness(mean: int) -> None:
+    rng = np.random.default_rng(mean)
+    changed = 0
+    for _ in range(200):
+        tile = np.clip(mean + rng.normal(0, 6, (64, 64)), 0, 255).astype(np.uint8)
+        out = synthetic_defect(tile, rng, tile[::-1].copy())
+        assert out.dtype == np.uint8 and out.shape == tile.shape
+        changed += int(np.abs(out.astype(int) - tile.astype(int)).max() > 10)
+    assert changed >= 150  # nearly every synthetic defect is visible (saturated tiles hide some)
 
 
 def test_score_map_takes_the_max_of_overlapping_tiles() -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from edgewise.edge.apps.inspect import TileConfig, make_tiles, overlay, prepare_part
+from edgewise.edge.apps.inspect import TileConfig, condition, image_score, make_tiles, overlay, prepare_part
 from edgewise.edge.metrics import auroc, threshold_for_false_alarm, threshold_for_recall
 from edgewise.edge.progress import log
 from edgewise.edge.sources.files import read_image
@@ -70,6 +70,8 @@ class InspectConfig:
     tile: int = 64
     stride: int = 32
     scale: float = 0.5
+    norm: str = "none"  # "image": per-image intensity normalisation before tiling
+    top_k: int = 1  # image score = mean of the top-k tile scores
     width: float = 1.0
     epochs: int = 30
     batch: int = 64
@@ -79,6 +81,7 @@ class InspectConfig:
     hard_negatives: int = 1500  # good tiles the model scores highest, re-fed as negatives
     mine_every: int = 3  # epochs between hard-negative mining passes (supervised)
     recall: float = 0.98
+    false_alarm: float = 0.05  # good-only: threshold for this false-alarm rate on good validation parts
     seed: int = 0
     threads: int = 2
     limit: int | None = None  # at most this many images per kind and split part (tests)
@@ -90,12 +93,16 @@ class InspectConfig:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{self.mode}'")
         if not 0 < self.recall <= 1:
             raise ValueError(f"recall target must be in (0, 1], got {self.recall}")
+        if not 0 < self.false_alarm < 1:
+            raise ValueError(f"false-alarm rate must be in (0, 1), got {self.false_alarm}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
 
     @property
     def tiling(self) -> TileConfig:
-        return TileConfig(tile=self.tile, stride=self.stride, scale=self.scale)
+        return TileConfig(
+            tile=self.tile, stride=self.stride, scale=self.scale, norm=self.norm, top_k=self.top_k
+        )
 
 
 # ---------------------------------------------------------------------------- model
@@ -198,54 +205,100 @@ def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip((out - m) * a + m + b, 0, 1)[..., None]
 
 
+def _smooth_mask(h: int, w: int, rng: np.random.Generator, cells: int, fill: float) -> np.ndarray:
+    """A random blob-shaped soft mask in [0, 1] (Perlin-like: coarse noise, cubic upsampling,
+    thresholded at the quantile that covers about ``fill`` of the tile)."""
+    import cv2
+
+    n = rng.normal(0, 1, (cells + 1, cells + 1)).astype(np.float32)
+    n = cv2.resize(n, (w, h), interpolation=cv2.INTER_CUBIC)
+    thr = np.quantile(n, 1 - fill)
+    return np.clip((n - thr) / (n.std() * 0.15 + 1e-6), 0, 1)
+
+
 def synthetic_defect(
     tile: np.ndarray, rng: np.random.Generator, donor: np.ndarray | None = None
 ) -> np.ndarray:
-    """A good uint8 tile with one synthetic defect: cut-paste patch, blob, scratch or blotch.
+    """A good uint8 tile with one synthetic defect resembling a real kind of surface defect.
 
-    Used by good-only mode (the model learns "anything unlike a good surface") and by the
-    synthetic demo data. Never presented as real defects.
+    Kinds: cut-paste patch (CutPaste), dark/bright pit of irregular shape (blowhole), thin
+    jagged dark line (crack), broken edge (a dark or bright chunk entering from a tile side,
+    break), frayed edge (dark ragged band along a side), a texture region from another tile
+    blended through a noise mask (DRAEM-style), a smoothed region whose grinding texture is
+    gone (uneven), and a smooth brightness blotch. Used by good-only mode (the model learns
+    "anything unlike a good surface") and by the synthetic demo data; never presented as
+    real defects.
     """
     import cv2
 
     t = tile.astype(np.float32).copy()
     h, w = t.shape
-    kind = int(rng.integers(4))
+    kind = int(rng.integers(8))
     mean = float(t.mean())
+    std = float(t.std()) + 1.0
+    sign = -1.0 if rng.random() < 0.75 else 1.0  # real defects are mostly darker
     if kind == 0:  # cut-paste: a patch from elsewhere (or another part), jittered
         src = (donor if donor is not None else tile).astype(np.float32)
         ph, pw = int(rng.integers(6, h // 2)), int(rng.integers(6, w // 2))
         sy, sx = int(rng.integers(0, src.shape[0] - ph + 1)), int(rng.integers(0, src.shape[1] - pw + 1))
         patch = src[sy : sy + ph, sx : sx + pw]
         if rng.random() < 0.5:
-            patch = patch[::-1]
+            patch = patch.T if ph == pw else patch[::-1]
         patch = patch * rng.uniform(0.6, 1.4) + rng.uniform(-30, 30)
         dy, dx = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
         t[dy : dy + ph, dx : dx + pw] = patch
-    elif kind == 1:  # blob (blowhole-like): dark or bright ellipse, soft edge
+    elif kind == 1:  # pit / blowhole: small irregular dark (or bright) spot with a soft rim
+        r = int(rng.integers(2, max(3, w // 7)))
+        cy, cx = int(rng.integers(r, h - r)), int(rng.integers(r, w - r))
+        local = _smooth_mask(2 * r + 1, 2 * r + 1, rng, 3, rng.uniform(0.35, 0.7))
+        yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+        local *= (yy**2 + xx**2) <= r * r * rng.uniform(0.8, 1.2)
         m = np.zeros((h, w), np.float32)
-        c = (int(rng.integers(4, w - 4)), int(rng.integers(4, h - 4)))
-        ax = (int(rng.integers(2, max(3, w // 8))), int(rng.integers(2, max(3, h // 8))))
-        cv2.ellipse(m, c, ax, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
-        m = cv2.GaussianBlur(m, (0, 0), 0.8)
-        delta = rng.uniform(35, 110) * (-1 if rng.random() < 0.8 else 1)
-        t = t + m * delta
-    elif kind == 2:  # scratch / crack: thin polyline, darker
+        m[cy - r : cy + r + 1, cx - r : cx + r + 1] = local
+        m = cv2.GaussianBlur(m, (0, 0), rng.uniform(0.5, 1.2))
+        t = t + m * sign * rng.uniform(25, 90)
+    elif kind == 2:  # crack / scratch: thin jagged polyline, mostly darker
         m = np.zeros((h, w), np.float32)
-        p = np.array([rng.integers(0, w), rng.integers(0, h)])
-        for _ in range(int(rng.integers(1, 4))):
-            q = np.clip(p + rng.integers(-w // 2, w // 2 + 1, 2), 0, [w - 1, h - 1])
+        p = np.array([rng.integers(0, w), rng.integers(0, h)], np.float64)
+        ang = rng.uniform(0, 2 * np.pi)
+        for _ in range(int(rng.integers(3, 10))):
+            ang += rng.normal(0, 0.5)
+            q = p + rng.uniform(3, w / 4) * np.array([np.cos(ang), np.sin(ang)])
             cv2.line(m, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), 1.0, int(rng.integers(1, 3)))
             p = q
-        m = cv2.GaussianBlur(m, (0, 0), 0.6)
-        t = t - m * rng.uniform(30, 90) * (1 if rng.random() < 0.85 else -1)
-    else:  # blotch (uneven-like): a large smooth brightness change
-        m = np.zeros((h, w), np.float32)
-        c = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-        ax = (int(rng.integers(w // 6, w // 2)), int(rng.integers(h // 6, h // 2)))
-        cv2.ellipse(m, c, ax, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+        m = cv2.GaussianBlur(m, (0, 0), rng.uniform(0.4, 0.9))
+        t = t + m * sign * rng.uniform(20, 80)
+    elif kind in (3, 4):  # broken / frayed edge: a chunk or ragged band entering from one side
+        m = _smooth_mask(h, w, rng, int(rng.integers(3, 7)), rng.uniform(0.3, 0.6))
+        ramp = np.linspace(1.0, 0.0, h, dtype=np.float32)[:, None] ** rng.uniform(0.6, 3.0)
+        depth = rng.uniform(0.15, 0.6) if kind == 3 else rng.uniform(0.05, 0.2)
+        band = (ramp > 1 - depth).astype(np.float32)
+        if kind == 4:  # fray: ragged edge of the band, streaks along it
+            band = band * (rng.random((1, w)) < rng.uniform(0.5, 0.9))
+            band = cv2.GaussianBlur(band, (0, 0), rng.uniform(0.7, 1.5))
+        m = np.clip(band * (0.4 + m), 0, 1) if kind == 3 else band
+        m = np.rot90(m, int(rng.integers(4))).copy()
+        m = cv2.GaussianBlur(m, (0, 0), rng.uniform(0.5, 1.5))
+        target = mean * rng.uniform(0, 0.6) if sign < 0 else min(250.0, mean + rng.uniform(30, 90))
+        t = t * (1 - m) + m * (target + rng.normal(0, std * 0.3, t.shape).astype(np.float32))
+    elif kind == 5:  # foreign texture through a noise mask (DRAEM-style)
+        src = (donor if donor is not None else np.rot90(tile)).astype(np.float32)
+        src = np.rot90(src, int(rng.integers(4)))[:h, :w]
+        src = (src - src.mean()) * rng.uniform(0.5, 2.0) + mean + rng.uniform(-40, 40)
+        m = _smooth_mask(h, w, rng, int(rng.integers(2, 6)), rng.uniform(0.1, 0.4))
+        m = cv2.GaussianBlur(m, (0, 0), 1.0)
+        a = rng.uniform(0.5, 1.0)
+        t = t * (1 - a * m) + a * m * src
+    elif kind == 6:  # uneven: a region whose grinding texture is smoothed out (and shifted)
+        m = _smooth_mask(h, w, rng, int(rng.integers(2, 5)), rng.uniform(0.2, 0.6))
+        m = cv2.GaussianBlur(m, (0, 0), 2.0)
+        blur = cv2.GaussianBlur(t, (0, 0), rng.uniform(2.0, 5.0))
+        smooth = blur + rng.uniform(-35, 25) + rng.normal(0, 2, t.shape).astype(np.float32)
+        t = t * (1 - m) + m * smooth
+    else:  # blotch: a large smooth brightness change
+        m = _smooth_mask(h, w, rng, int(rng.integers(1, 4)), rng.uniform(0.15, 0.5))
         m = cv2.GaussianBlur(m, (0, 0), max(2.0, w / 16))
-        t = t + m * rng.uniform(25, 60) * (-1 if mean > 60 and rng.random() < 0.6 else 1)
+        t = t + m * sign * rng.uniform(20, 60)
     return np.clip(t, 0, 255).astype(np.uint8)
 
 
@@ -272,9 +325,10 @@ def tile_sets(samples: list[Sample], tiling: TileConfig) -> list[np.ndarray]:
 
 
 def image_scores(
-    model_fn: Any, tiles: list[np.ndarray], batch: int = 512
+    model_fn: Any, tiles: list[np.ndarray], batch: int = 512, top_k: int = 1
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Image score (max tile score) and the tile scores of every image, in one batched pass."""
+    """Image score (max, or top-k mean, of the tile scores) and the tile scores of every
+    image, in one batched pass."""
     flat = np.concatenate(tiles)
     s = np.concatenate(
         [np.asarray(model_fn(flat[i : i + batch])).reshape(-1) for i in range(0, len(flat), batch)]
@@ -283,19 +337,23 @@ def image_scores(
     for t in tiles:
         per.append(s[k : k + len(t)])
         k += len(t)
-    return np.array([p.max() for p in per]), per
+    return np.array([image_score(p, top_k) for p in per]), per
 
 
-def operating_point(scores: np.ndarray, labels: np.ndarray, recall: float) -> dict[str, Any]:
+def operating_point(
+    scores: np.ndarray, labels: np.ndarray, recall: float, false_alarm: float = 0.01
+) -> dict[str, Any]:
     """Threshold for ``recall`` on these scores and what it implies (precision, false alarms).
 
-    With no defects (good-only data) the threshold is set for a 1% false-alarm rate instead.
+    With no defects (good parts only, as in good-only mode) the threshold is set for the
+    ``false_alarm`` rate on the good parts instead.
     """
     scores, labels = np.asarray(scores, np.float64), np.asarray(labels).astype(bool)
     if labels.any():
         thr, how = threshold_for_recall(scores, labels, recall), f"recall>={recall}"
     else:
-        thr, how = threshold_for_false_alarm(scores, 0.01), "false_alarm<=0.01 (no defects)"
+        thr = threshold_for_false_alarm(scores, false_alarm)
+        how = f"false_alarm<={false_alarm:g} on good parts (no defects used)"
         thr = float(np.nextafter(thr, np.inf))
     pred = scores >= thr
     tp, fp = int((pred & labels).sum()), int((pred & ~labels).sum())
@@ -326,8 +384,13 @@ def recall_per_kind(scores: np.ndarray, kinds: list[str], thr: float) -> dict[st
 # ---------------------------------------------------------------------------- training
 
 
-def _load_images(samples: list[Sample], scale: float) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    return [(*read_sample(s, scale), s.label) for s in samples]
+def _load_images(samples: list[Sample], tiling: TileConfig) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Scaled (and normalised, as on the device) images with their masks and labels."""
+    out = []
+    for s in samples:
+        img, mask = read_sample(s, tiling.scale)
+        out.append((condition(img, tiling.norm), mask, s.label))
+    return out
 
 
 def _limit(split: dict[str, list[Sample]], n: int | None) -> dict[str, list[Sample]]:
@@ -362,7 +425,7 @@ def train_inspect(
     )
     tiling = cfg.tiling
     rng = np.random.default_rng(cfg.seed)
-    train_imgs = _load_images(split["train"], cfg.scale)
+    train_imgs = _load_images(split["train"], tiling)
     val_s, test_s = split["val"], split["test"]
     y_val = np.array([s.label for s in val_s])
     y_test = np.array([s.label for s in test_s])
@@ -383,7 +446,7 @@ def train_inspect(
     )
     # fixed validation crops for the learning curves (tile level)
     vrng = np.random.default_rng(cfg.seed + 1)
-    val_imgs = _load_images(val_s, cfg.scale)
+    val_imgs = _load_images(val_s, tiling)
     if cfg.mode == "supervised":
         xv, yv = sample_crops(val_imgs, cfg, vrng, defect_crops=4, good_crops=2)
     else:  # good-only never looks at real defects: validation crops are synthetic too
@@ -399,27 +462,29 @@ def train_inspect(
     # max over tiles, so one good tile that looks defective fails a whole good part
     good_tiles = (
         np.concatenate([make_tiles(im, tiling)[0] for im, _, lab in train_imgs if lab == 0])
-        if cfg.mode == "supervised" and cfg.hard_negatives > 0
+        if cfg.hard_negatives > 0
         else None
     )
     hard = np.zeros((0, cfg.tile, cfg.tile), np.uint8)
     for ep in range(cfg.epochs):
         lr = cfg.lr * 0.5 * (1 + np.cos(np.pi * ep / cfg.epochs))
         model.optimizer.learning_rate.assign(lr)
+        first = 3 if cfg.mode == "supervised" else 2
+        if good_tiles is not None and ep >= first and (ep - first) % cfg.mine_every == 0:
+            sg = model.predict(good_tiles.astype(np.float32)[..., None] / 255.0, batch_size=512, verbose=0)
+            sg = sg.ravel()
+            top = np.argsort(-sg)[: cfg.hard_negatives]
+            hard = good_tiles[top[sg[top] >= -1.5]]  # logit -1.5 = P 0.18
+            log(f"inspect[{cfg.mode}] hard negatives: {len(hard)} good tiles with P >= 0.18", quiet=quiet)
         if cfg.mode == "supervised":
-            if good_tiles is not None and ep >= 3 and (ep - 3) % cfg.mine_every == 0:
-                sg = model.predict(
-                    good_tiles.astype(np.float32)[..., None] / 255.0, batch_size=512, verbose=0
-                )
-                sg = sg.ravel()
-                top = np.argsort(-sg)[: cfg.hard_negatives]
-                hard = good_tiles[top[sg[top] >= -1.5]]  # logit -1.5 = P 0.18
-                log(f"inspect[{cfg.mode}] hard negatives: {len(hard)} good tiles with P >= 0.18", quiet=quiet)
             x, y = sample_crops(train_imgs, cfg, rng)
             if len(hard):
                 x, y = np.concatenate([x, hard]), np.r_[y, np.zeros(len(hard), np.float32)]
-        else:
+        else:  # hard negatives are good training tiles: still no real defect anywhere
             x, y = _good_only_crops(train_imgs, cfg, rng)
+            if len(hard):
+                hh = hard[rng.permutation(len(hard))[: len(x) // 4]]
+                x, y = np.concatenate([x, hh]), np.r_[y, np.zeros(len(hh), np.float32)]
         n1 = max(float(y.sum()), 1.0)
         n0 = max(float(len(y) - y.sum()), 1.0)
         cw = {0: len(y) / (2 * n0), 1: len(y) / (2 * n1)}  # class-weighted loss
@@ -441,7 +506,7 @@ def train_inspect(
             f"val_loss={history['val_loss'][-1]:.4f}"
         )
         if cfg.mode == "supervised":
-            s, _ = image_scores(lambda b: model(b, training=False).numpy(), val_tiles)
+            s, _ = image_scores(lambda b: model(b, training=False).numpy(), val_tiles, top_k=cfg.top_k)
             a = auroc(s, y_val)
             history["val_image_auroc"].append(a)
             msg += f" val_image_auroc={a:.4f}"
@@ -455,8 +520,7 @@ def train_inspect(
     train_s = time.monotonic() - t_start
 
     keras_fn = lambda b: model(b, training=False).numpy()  # noqa: E731
-    k_val, _ = image_scores(keras_fn, val_tiles)
-    k_test, _ = image_scores(keras_fn, test_tiles)
+    k_test, _ = image_scores(keras_fn, test_tiles, top_k=cfg.top_k)
     val_tile_auroc = auroc(keras_fn(xv).ravel(), yv)
 
     # conversion: calibration from training crops, evaluation tiles from validation crops
@@ -491,7 +555,7 @@ def train_inspect(
         labels=["good", "defect"],
         config={
             "tiling": tiling.as_dict(),
-            "image_score": "max over tiles",
+            "image_score": "max over tiles" if cfg.top_k == 1 else f"mean of the top {cfg.top_k} tiles",
             "mode": cfg.mode,
             "train": {k: v for k, v in asdict(cfg).items() if k not in ("variants",)},
             "split": {
@@ -527,10 +591,18 @@ def train_inspect(
         if not name.startswith("tflite_") or name not in ("tflite_float32", "tflite_int8"):
             continue
         m = load_model(bundle, name, threads=cfg.threads)
-        sv, _ = image_scores(m.predict, val_tiles, batch=256)
-        st, st_tiles = image_scores(m.predict, test_tiles, batch=256)
+        sv, _ = image_scores(m.predict, val_tiles, batch=256, top_k=cfg.top_k)
+        st, st_tiles = image_scores(m.predict, test_tiles, batch=256, top_k=cfg.top_k)
         m.close()
-        op = operating_point(sv, y_val, cfg.recall)
+        if cfg.mode == "good-only":  # threshold from the good validation parts only
+            good_v = sv[y_val == 0]
+            op = operating_point(good_v, np.zeros(len(good_v)), cfg.recall, cfg.false_alarm)
+            # what that threshold implies on all validation parts: reported, never used to choose
+            implied = _at(sv, y_val, op["threshold"])
+            op.update(recall=implied["recall"], precision=implied["precision"])
+            op.update({k: implied[k] for k in ("tp", "fp", "fn", "tn", "false_alarm_rate")})
+        else:
+            op = operating_point(sv, y_val, cfg.recall)
         per_variant[name] = op
         variant_scores[name] = {"val": sv, "test": st, "test_tiles": st_tiles}
     deployed = "tflite_int8" if "tflite_int8" in variant_scores else next(iter(variant_scores))
@@ -556,7 +628,11 @@ def train_inspect(
     }
     thresholds = {
         "decision": thr,
-        "target_recall": cfg.recall,
+        **(
+            {"target_false_alarm": cfg.false_alarm}
+            if cfg.mode == "good-only"
+            else {"target_recall": cfg.recall}
+        ),
         "rule": op["rule"],
         "val_precision": op["precision"],
         "val_recall": op["recall"],
@@ -894,7 +970,22 @@ def train_main(argv: list[str]) -> int:
     p.add_argument("--stride", type=int, default=d.stride)
     p.add_argument("--scale", type=float, default=d.scale, help="fixed scale factor (1 = native)")
     p.add_argument("--width", type=float, default=d.width, help="channel width multiplier")
-    p.add_argument("--recall", type=float, default=d.recall, help="target recall for the threshold")
+    p.add_argument(
+        "--norm",
+        choices=("none", "image"),
+        default=None,
+        help="per-image intensity normalisation before tiling (default: none)",
+    )
+    p.add_argument(
+        "--top-k", type=int, default=None, help="image score = mean of the k highest tile scores (default 1)"
+    )
+    p.add_argument("--recall", type=float, default=d.recall, help="supervised: target recall")
+    p.add_argument(
+        "--false-alarm",
+        type=float,
+        default=d.false_alarm,
+        help="good-only: threshold for this false-alarm rate on good validation parts",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, help="at most N images per kind per split part (quick runs)")
@@ -916,6 +1007,9 @@ def train_main(argv: list[str]) -> int:
             stride=a.stride,
             scale=a.scale,
             width=a.width,
+            norm=a.norm or d.norm,
+            top_k=a.top_k or d.top_k,
+            false_alarm=a.false_alarm,
             epochs=a.epochs or (30 if a.mode == "supervised" else 25),
             recall=a.recall,
             seed=a.seed,

@@ -2,10 +2,11 @@
 
 This module is the ONE implementation of the inspection preprocessing: grey conversion,
 optional region of interest, a fixed scale (never a resize to a fixed size, so a small
-defect keeps its pixels), and a sliding window of fixed-size tiles that covers the whole
-image. Training (``edgewise.train.inspect``), the benchmark and the device all call it, so
-the device scores parts exactly the way they were evaluated. The image score is the
-maximum tile score; the coarse map of tile scores is the anomaly / defect map.
+defect keeps its pixels), optional per-image intensity normalisation, and a sliding window
+of fixed-size tiles that covers the whole image. Training (``edgewise.train.inspect``), the
+benchmark and the device all call it, so the device scores parts exactly the way they were
+evaluated. The image score is the maximum tile score (or the mean of the top-k tile
+scores); the coarse map of tile scores is the anomaly / defect map.
 
 >>> # edgewise run inspect --bundle tiles.bundle --source parts/ --save-fails fails/
 >>> tile_positions(100, 150, tile=64, stride=32)[-1]
@@ -37,6 +38,8 @@ __all__ = [
     "tile_positions",
     "make_tiles",
     "normalize",
+    "condition",
+    "image_score",
     "prepare_part",
     "score_map",
     "score_tiles",
@@ -49,18 +52,27 @@ __all__ = [
 log = logging.getLogger("edgewise.inspect")
 
 
+NORMS = ("none", "image")
+
+
 @dataclass(frozen=True)
 class TileConfig:
-    """How a part image becomes tiles; stored in the bundle's ``config``.
+    """How a part image becomes tiles and tile scores become an image score; stored in the
+    bundle's ``config``.
 
     ``scale`` is a fixed factor applied to every image (1.0 = native resolution), so defects
     keep the same size in pixels whatever the image size; ``tile`` and ``stride`` are in
-    pixels after scaling.
+    pixels after scaling. ``norm`` = "image" maps every scaled image to a fixed mean and
+    contrast before tiling (parts photographed brighter or darker look alike to the model).
+    ``top_k`` is how many of the highest tile scores are averaged into the image score
+    (1 = the maximum tile score).
     """
 
     tile: int = 64
     stride: int = 32
     scale: float = 1.0
+    norm: str = "none"
+    top_k: int = 1
 
     def __post_init__(self) -> None:
         if self.tile < 8:
@@ -69,16 +81,30 @@ class TileConfig:
             raise ValueError(f"stride must be in 1..tile ({self.tile}), got {self.stride}")
         if not 0.05 <= self.scale <= 4:
             raise ValueError(f"scale must be in 0.05..4, got {self.scale}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got '{self.norm}'")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> TileConfig:
         t = cfg.get("tiling") or {}
         return cls(
-            tile=int(t.get("tile", 64)), stride=int(t.get("stride", 32)), scale=float(t.get("scale", 1.0))
+            tile=int(t.get("tile", 64)),
+            stride=int(t.get("stride", 32)),
+            scale=float(t.get("scale", 1.0)),
+            norm=str(t.get("norm", "none")),
+            top_k=int(t.get("top_k", 1)),
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"tile": self.tile, "stride": self.stride, "scale": self.scale}
+        return {
+            "tile": self.tile,
+            "stride": self.stride,
+            "scale": self.scale,
+            "norm": self.norm,
+            "top_k": self.top_k,
+        }
 
 
 def to_gray(img: np.ndarray) -> np.ndarray:
@@ -136,6 +162,33 @@ def rescale(img: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(img, size, interpolation=interp)
 
 
+# mean and standard deviation every image is mapped to with norm="image" (uint8 grey levels)
+NORM_MEAN, NORM_STD = 128.0, 32.0
+
+
+def condition(gray: np.ndarray, norm: str) -> np.ndarray:
+    """Per-image intensity normalisation (``norm="image"``): the same fixed mean and contrast
+    for every part, whatever the exposure; "none" returns the image unchanged."""
+    if norm == "none":
+        return gray
+    f = gray.astype(np.float32)
+    f = (f - f.mean()) * np.float32(NORM_STD / (float(f.std()) + 1.0)) + np.float32(NORM_MEAN)
+    return np.clip(f + 0.5, 0, 255).astype(np.uint8)
+
+
+def image_score(scores: np.ndarray, top_k: int = 1) -> float:
+    """The part's score: mean of its ``top_k`` highest tile scores (top_k=1: the maximum).
+
+    Averaging a few of the worst tiles is steadier than one tile: a single odd good tile
+    moves the score less, while a real defect usually lights up the overlapping tiles too.
+    """
+    s = np.asarray(scores, np.float64).ravel()
+    if top_k <= 1 or len(s) == 1:
+        return float(s.max())
+    k = min(top_k, len(s))
+    return float(np.partition(s, len(s) - k)[len(s) - k :].mean())
+
+
 def _starts(n: int, tile: int, stride: int) -> list[int]:
     if n <= tile:
         return [0]
@@ -172,8 +225,8 @@ def make_tiles(gray: np.ndarray, cfg: TileConfig) -> tuple[np.ndarray, list[tupl
 def prepare_part(
     img: np.ndarray, cfg: TileConfig, roi: tuple[int, int, int, int] | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
-    """Image -> (scaled grey image, model input tiles (n, t, t, 1) float32, positions)."""
-    gray = rescale(crop_roi(to_gray(img), roi), cfg.scale)
+    """Image -> (scaled, normalised grey image, model input tiles (n, t, t, 1) float32, positions)."""
+    gray = condition(rescale(crop_roi(to_gray(img), roi), cfg.scale), cfg.norm)
     tiles, pos = make_tiles(gray, cfg)
     return gray, normalize(tiles), pos
 
@@ -232,7 +285,8 @@ def overlay(
 
 
 class InspectApp:
-    """PASS/FAIL per part: tiles -> model -> max tile score vs the bundle's threshold.
+    """PASS/FAIL per part: tiles -> model -> image score (max or top-k mean of the
+    tile scores) vs the bundle's threshold.
 
     ``save_fails`` writes an annotated image (heat map, failing tiles boxed) per FAIL part;
     ``reject`` is any object with ``blink(on_time, off_time, n, background)`` (a gpiozero
@@ -285,7 +339,7 @@ class InspectApp:
     def postprocess(self, frame: Frame, y: tuple[Any, ...]) -> dict[str, Any]:
         gray, scores, pos = y
         k = int(np.argmax(scores))
-        score = float(scores[k])
+        score = image_score(scores, self.cfg.top_k)
         fail = score >= self.threshold
         ty, tx = pos[k]
         inv = 1.0 / self.cfg.scale
