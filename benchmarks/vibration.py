@@ -89,7 +89,7 @@ def edge_cost(
         wins = frame_signal(signal, n, max(1, (len(signal) - n) // 64))
     else:
         wins = np.random.default_rng(0).normal(0, 0.1, size=(64, n))
-    t_pre, t_inf, t_post, t_all, t_cpu = [], [], [], [], []
+    t_pre, t_inf, t_post, t_all, t_cpu, t_fm = [], [], [], [], [], []
     with _OneCore(cpu):
         for i in range(warmup + iterations):
             f = Frame(wins[i % len(wins)], time.monotonic(), i, {"fs": app.fs})
@@ -99,6 +99,7 @@ def edge_cost(
             t1 = time.perf_counter()
             y = app.infer(x)
             t2 = time.perf_counter()
+            c_fm = time.thread_time()
             app.postprocess(f, y)
             t3 = time.perf_counter()
             c1 = time.thread_time()
@@ -108,6 +109,7 @@ def edge_cost(
                 t_post.append(t3 - t2)
                 t_all.append(t3 - t0)
                 t_cpu.append(c1 - c0)
+                t_fm.append(c_fm - c0)
     a = np.asarray(t_all) * 1e3
     c = np.asarray(t_cpu) * 1e3
     win_s = n / app.fs
@@ -129,6 +131,10 @@ def edge_cost(
         "features_p50_ms": float(np.percentile(t_pre, 50) * 1e3),
         "model_p50_ms": float(np.percentile(t_inf, 50) * 1e3),
         "score_alarm_event_p50_ms": float(np.percentile(t_post, 50) * 1e3),
+        # features + model only (the "edge cost per window"), thread CPU time
+        "features_model_cpu_p50_ms": float(np.percentile(t_fm, 50) * 1e3),
+        "features_model_cpu_p99_ms": float(np.percentile(t_fm, 99) * 1e3),
+        "realtime_factor_features_model_cpu_p50": win_s / float(np.percentile(t_fm, 50)),
         # wall clock: what a sensor loop sees on this (shared) machine
         "realtime_factor_p50": win_s / (p50 / 1e3),
         "realtime_factor_p99": win_s / (p99 / 1e3),
@@ -343,16 +349,19 @@ def bench_markdown(r: dict[str, Any]) -> str:
         "CPU = thread CPU time per window (the compute cost). Real time x = window seconds / time.",
         "",
         "| variant | window | wall p50 ms | wall p99 ms | CPU p50 ms | CPU p99 ms | features p50 | "
-        "model p50 | score+alarm p50 | real time x wall p50 / p99 | real time x CPU p50 / p99 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "model p50 | score+alarm p50 | features+model CPU p50 / p99 ms | real time x wall p50 / p99 | "
+        "real time x CPU p50 / p99 | real time x features+model CPU p50 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in r["cost"]:
         lines.append(
             f"| {c['variant']} | {c['window']} ({c['window_seconds'] * 1e3:.0f} ms) | {c['p50_ms']:.3f} | "
             f"{c['p99_ms']:.3f} | {c['cpu_p50_ms']:.3f} | {c['cpu_p99_ms']:.3f} | "
             f"{c['features_p50_ms']:.3f} | {c['model_p50_ms']:.3f} | {c['score_alarm_event_p50_ms']:.3f} | "
+            f"{c['features_model_cpu_p50_ms']:.3f} / {c['features_model_cpu_p99_ms']:.3f} | "
             f"{c['realtime_factor_p50']:.0f} / {c['realtime_factor_p99']:.0f} | "
-            f"{c['realtime_factor_cpu_p50']:.0f} / {c['realtime_factor_cpu_p99']:.0f} |"
+            f"{c['realtime_factor_cpu_p50']:.0f} / {c['realtime_factor_cpu_p99']:.0f} | "
+            f"{c['realtime_factor_features_model_cpu_p50']:.0f} |"
         )
     lines.append("")
     return "\n".join(lines)
@@ -377,7 +386,12 @@ def _targets(r: dict[str, Any]) -> dict[str, Any]:
         t["|int8 - float32| AUROC <= 0.005 (max over files)"] = {"value": d, "pass": d <= 0.005}
     for c in r["cost"]:
         if c["variant"] == "tflite_int8" and c["window"] == 2048 and np.isclose(c["fs"], 12000):
-            t["real time x >= 1000 (2048 @ 12 kHz, CPU time p50, 1 core)"] = {
+            fm = c["realtime_factor_features_model_cpu_p50"]
+            t["real time x >= 1000 (2048 @ 12 kHz, features + model, CPU time p50, 1 core)"] = {
+                "value": fm,
+                "pass": fm >= 1000,
+            }
+            t["real time x >= 1000 (2048 @ 12 kHz, whole window incl. score/alarm/event, CPU p50)"] = {
                 "value": c["realtime_factor_cpu_p50"],
                 "pass": c["realtime_factor_cpu_p50"] >= 1000,
             }

@@ -165,10 +165,12 @@ class FeatureExtractor:
         # The envelope is the magnitude of the band's analytic signal, which does not change
         # when the band is shifted down to 0 Hz; so the band's bins go into a shorter inverse
         # FFT of m points (complex demodulation), giving the envelope at fs * m / n.
-        m = 16
-        while m < self._env_idx.size or self.fs * m / n < 4 * c.env_fmax:
-            m *= 2
-        self._env_m = min(m, n)
+        # m is the smallest size OpenCV's DFT handles fast (2^a 3^b 5^c) that holds the band's
+        # bins and samples the envelope at >= 4x env_fmax
+        import cv2
+
+        m = max(16, self._env_idx.size, int(np.ceil(4 * c.env_fmax * n / self.fs)))
+        self._env_m = min(cv2.getOptimalDFTSize(m), n)
         self._env_fs = self.fs * self._env_m / n
         # the envelope inherits the signal's Hann taper, resampled to m points
         self._env_taper = np.interp(np.arange(self._env_m) * n / self._env_m, np.arange(n), self._hann)
@@ -182,9 +184,15 @@ class FeatureExtractor:
         self._spec_rows = int(np.nonzero(self._spec_w.any(axis=1))[0].max()) + 1
         self._env_rows = int(np.nonzero(self._env_w.any(axis=1))[0].max()) + 1
         self._hann32 = self._hann.astype(np.float32)
-        self._spec_w32 = np.ascontiguousarray(self._spec_w[: self._spec_rows], dtype=np.float32)
-        self._env_w32 = np.ascontiguousarray(self._env_w[: self._env_rows], dtype=np.float32)
+        # OpenCV's DFT gives (re, im) pairs; squaring them and multiplying by a band matrix
+        # whose rows are repeated for re and im sums |X|^2 per band in two array operations.
+        # The PSD scales are folded into those weights.
+        spec_w = self._spec_w[: self._spec_rows] * (2.0 * self._psd_scale)
+        self._spec_w2 = np.repeat(spec_w, 2, axis=0).astype(np.float32)
+        env_w = self._env_w[: self._env_rows] * self._env_scale
+        self._env_w2 = np.repeat(env_w, 2, axis=0).astype(np.float32)
         self._env_taper_unit32 = self._env_taper_unit.astype(np.float32)
+        self._cv2 = cv2
         self.dim = c.spec_bands + c.env_bands + len(INDICATORS)
 
     @property
@@ -206,8 +214,9 @@ class FeatureExtractor:
         out[:, 0] = np.sqrt(m2)
         out[:, 1] = np.abs(xc).max(axis=-1)
         out[:, 2] = out[:, 1] / out[:, 0]
-        out[:, 3] = np.einsum("ij,ij->i", x2, x2) / (n * m2 * m2)
-        out[:, 4] = np.einsum("ij,ij->i", x2, xc) / (n * m2 * out[:, 0])
+        x2r = x2[:, None, :]  # row-wise dot products through BLAS: fewer passes than einsum
+        out[:, 3] = np.matmul(x2r, x2[:, :, None]).ravel() / (n * m2 * m2)
+        out[:, 4] = np.matmul(x2r, xc[:, :, None]).ravel() / (n * m2 * out[:, 0])
         return out
 
     def transform(self, windows: np.ndarray, *, checked: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -224,33 +233,42 @@ class FeatureExtractor:
             if not np.isfinite(x).all():
                 raise ValueError("windows contain NaN or infinite samples")
         c = self.cfg
-        out = np.empty((x.shape[0], self.dim), dtype=np.float64)
+        rows = x.shape[0]
         ind = self.indicators(x)
-        # one FFT of the Hann-windowed signal serves the spectrum and the envelope; the spectral
-        # path runs in float32 (half the memory traffic; levels are logged anyway), the
-        # indicators above in float64
-        X = np.fft.rfft(x.astype(np.float32) * self._hann32, axis=-1)
-        k = self._spec_rows
-        Xk = X[:, :k]
-        out[:, : c.spec_bands] = (Xk.real * Xk.real + Xk.imag * Xk.imag) @ self._spec_w32
-        out[:, : c.spec_bands] *= 2.0 * self._psd_scale
+        out = np.empty((rows, self.dim), dtype=np.float32)
+        if rows == 0:
+            return out, ind
+        # One FFT of the Hann-windowed signal serves the spectrum and the envelope. The spectral
+        # path runs in float32 (levels are logged anyway), the indicators in float64. OpenCV's
+        # DFT (a runtime dependency anyway) costs a third of numpy's on a 2048-sample row; at
+        # this size a window's cost is mostly per-call overhead, hence few, fused operations.
+        cv2 = self._cv2
+        X = cv2.dft(x.astype(np.float32) * self._hann32, flags=cv2.DFT_ROWS | cv2.DFT_COMPLEX_OUTPUT)
+        X = X.reshape(rows, -1)  # interleaved re, im
+        sb, j = c.spec_bands, c.spec_bands + c.env_bands
+        Xk = X[:, : 2 * self._spec_rows]
+        np.matmul(Xk * Xk, self._spec_w2, out=out[:, :sb])
         # envelope: the band's bins shifted to 0 Hz (complex demodulation, the inverse FFT
         # zero-pads them to m points), analytic magnitude; it carries the Hann taper, so the
         # envelope's Hann-shaped mean is removed, and it is not windowed a second time
-        env = np.abs(np.fft.ifft(X[:, self._env_slice], n=self._env_m, axis=-1))
+        Z = np.zeros((rows, 2 * self._env_m), np.float32)
+        Z[:, : 2 * self._env_idx.size] = X[:, 2 * self._env_slice.start : 2 * self._env_slice.stop]
+        inverse = cv2.DFT_ROWS | cv2.DFT_COMPLEX_OUTPUT | cv2.DFT_SCALE
+        Z = cv2.idft(Z.reshape(rows, self._env_m, 2), flags=inverse)
+        env = np.abs(Z.reshape(rows, 2 * self._env_m).view(np.complex64))
         env -= env.sum(axis=-1, keepdims=True) * self._env_taper_unit32
-        E = np.fft.rfft(env, axis=-1)
-        ke = self._env_rows
-        Ek = E[:, :ke]
-        j = c.spec_bands + c.env_bands
-        out[:, c.spec_bands : j] = (Ek.real * Ek.real + Ek.imag * Ek.imag) @ self._env_w32
-        out[:, c.spec_bands : j] *= self._env_scale
-        np.log10(out[:, :j] + _EPS, out=out[:, :j])
-        out[:, j:] = ind
-        out[:, j : j + 4] += _EPS  # rms, peak (crest and kurtosis unchanged in practice)
-        np.log10(out[:, j : j + 2], out=out[:, j : j + 2])
-        np.log10(out[:, j + 3], out=out[:, j + 3])
-        return out.astype(np.float32), ind
+        E = cv2.dft(env, flags=cv2.DFT_ROWS | cv2.DFT_COMPLEX_OUTPUT).reshape(rows, -1)
+        Ek = E[:, : 2 * self._env_rows]
+        np.matmul(Ek * Ek, self._env_w2, out=out[:, sb:j])
+        out[:, :j] += _EPS
+        np.log10(out[:, :j], out=out[:, :j])
+        li = ind.copy()
+        li[:, :2] += _EPS  # rms, peak (crest and kurtosis unchanged in practice)
+        li[:, 3] += _EPS
+        np.log10(li[:, :2], out=li[:, :2])
+        np.log10(li[:, 3], out=li[:, 3])
+        out[:, j:] = li
+        return out, ind
 
 
 class Mahalanobis:
@@ -405,8 +423,9 @@ class VibrationApp:
         return z, self.model.predict(z), ind
 
     def score(self, z: np.ndarray, recon: np.ndarray) -> float:
-        """``reconstruction_error`` for one window, without its batch overhead (same float64 math)."""
-        d = z.ravel().astype(np.float64) - recon.ravel()
+        """``reconstruction_error`` for one window without its batch overhead, in float32 (94
+        values: within 1e-6 relative of the float64 training score)."""
+        d = z.ravel() - recon.ravel()
         return float(d @ d) / d.size
 
     def postprocess(
@@ -435,7 +454,7 @@ class VibrationApp:
             ev["baseline_score"] = round(b, 4)
             if self.baseline_threshold is not None:
                 ev["baseline_anomalous"] = bool(b > float(self.baseline_threshold))
-        ev["indicators"] = dict(zip(INDICATORS, ind[0].round(6).tolist(), strict=True))
+        ev["indicators"] = {k: round(v, 6) for k, v in zip(INDICATORS, ind[0].tolist(), strict=True)}
         return ev
 
 
