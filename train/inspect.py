@@ -7,12 +7,18 @@ Two modes, one tiling (``edgewise.edge.apps.inspect``, the code the device runs)
   augmentation (flips, 90-degree rotations, brightness/contrast). Whole images are never
   resized to a fixed size, so a 13-pixel blowhole stays 13 (or 6 at scale 0.5) pixels.
 - ``good-only``: the same network trained as a CutPaste/DRAEM-style classifier of good tiles
-  against synthetic defects pasted onto good tiles (cut-paste patches, dark/bright blobs,
-  scratches, smooth shading blotches). No real defect is used for training or model selection.
+  against synthetic defects made to resemble the real kinds (pits, thin jagged cracks, broken
+  and frayed edges, foreign texture through noise masks, smoothed "uneven" regions, cut-paste
+  patches, shading blotches), with the good training tiles it scores highest fed back as
+  negatives (hard-negative mining over good parts only). No real defect is used for training,
+  model selection or the threshold.
 
-At inference every image is tiled; the image score is the maximum tile score and the tile
-scores form the anomaly map. The threshold is chosen on the validation split for a target
-recall (default 0.98) using the deployed int8 model, and stored with the precision it implies.
+At inference every image is tiled (optionally after per-image intensity normalisation); the
+image score is the maximum (or top-k mean) tile score and the tile scores form the anomaly
+map. Supervised: the threshold is chosen on the validation split for a target recall (default
+0.98) using the deployed int8 model, and stored with the precision it implies. Good-only: the
+threshold is set for a false-alarm rate (default 0.05) on the good validation parts alone;
+the recall and precision it implies on the validation defects are reported, never used.
 The report (learning curves, confusion matrix, ROC/PR, recall per defect kind, worst
 mistakes, heat-map overlays, metrics.json) is always written into the bundle's ``report/``.
 
@@ -73,6 +79,7 @@ class InspectConfig:
     norm: str = "none"  # "image": per-image intensity normalisation before tiling
     top_k: int = 1  # image score = mean of the top-k tile scores
     width: float = 1.0
+    rotate: bool = True  # 90-degree rotations in augmentation (False: flips only, keep orientation)
     epochs: int = 30
     batch: int = 64
     lr: float = 2e-3
@@ -190,11 +197,18 @@ def sample_crops(
     return np.stack(xs), np.asarray(ys, np.float32)
 
 
-def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Flips, 90-degree rotations, brightness and contrast jitter on uint8 tiles -> float [0,1]."""
+def augment(x: np.ndarray, rng: np.random.Generator, rotate: bool = True) -> np.ndarray:
+    """Flips, 90-degree rotations, brightness and contrast jitter on uint8 tiles -> float [0,1].
+
+    ``rotate=False`` keeps the surface's orientation (flips only): on parts with directional
+    texture (grinding streaks) a streak turned by 90 degrees is itself an anomaly.
+    """
     out = np.empty(x.shape, np.float32)
     for i, t in enumerate(x):
-        t = np.rot90(t, int(rng.integers(4)))
+        if rotate:
+            t = np.rot90(t, int(rng.integers(4)))
+        elif rng.random() < 0.5:
+            t = t[::-1]
         if rng.random() < 0.5:
             t = t[:, ::-1]
         out[i] = t
@@ -425,7 +439,10 @@ def train_inspect(
     )
     tiling = cfg.tiling
     rng = np.random.default_rng(cfg.seed)
-    train_imgs = _load_images(split["train"], tiling)
+    train_part = split["train"]
+    if cfg.mode == "good-only":  # not even int8 calibration sees a defective part
+        train_part = [s for s in train_part if s.label == 0]
+    train_imgs = _load_images(train_part, tiling)
     val_s, test_s = split["val"], split["test"]
     y_val = np.array([s.label for s in val_s])
     y_test = np.array([s.label for s in test_s])
@@ -489,7 +506,7 @@ def train_inspect(
         n0 = max(float(len(y) - y.sum()), 1.0)
         cw = {0: len(y) / (2 * n0), 1: len(y) / (2 * n1)}  # class-weighted loss
         h = model.fit(
-            augment(x, rng),
+            augment(x, rng, rotate=cfg.rotate),
             y,
             batch_size=cfg.batch,
             epochs=1,
@@ -951,7 +968,8 @@ def train_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="edgewise train inspect",
         description="Train a tile defect model (supervised, or from good parts only), choose the "
-        "threshold for a target recall on validation, convert to int8 and write a bundle with a report.",
+        "threshold on validation (supervised: for a target recall; good-only: for a false-alarm rate "
+        "on good parts alone), convert to int8 and write a bundle with a report.",
         epilog="example:\n  edgewise train inspect --data $EDGEWISE_DATA/inspection/magnetic_tile "
         "--mode supervised --out mt_supervised.bundle",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -974,10 +992,17 @@ def train_main(argv: list[str]) -> int:
         "--norm",
         choices=("none", "image"),
         default=None,
-        help="per-image intensity normalisation before tiling (default: none)",
+        help="per-image intensity normalisation before tiling (default: none supervised, image good-only)",
     )
     p.add_argument(
         "--top-k", type=int, default=None, help="image score = mean of the k highest tile scores (default 1)"
+    )
+    p.add_argument(
+        "--rotate",
+        choices=("yes", "no"),
+        default=None,
+        help="90-degree rotations in augmentation (default: yes supervised, no good-only: the "
+        "surface's streak direction is part of what 'good' looks like)",
     )
     p.add_argument("--recall", type=float, default=d.recall, help="supervised: target recall")
     p.add_argument(
@@ -1007,8 +1032,9 @@ def train_main(argv: list[str]) -> int:
             stride=a.stride,
             scale=a.scale,
             width=a.width,
-            norm=a.norm or d.norm,
+            norm=a.norm or (d.norm if a.mode == "supervised" else "image"),
             top_k=a.top_k or d.top_k,
+            rotate=(a.rotate or ("yes" if a.mode == "supervised" else "no")) == "yes",
             false_alarm=a.false_alarm,
             epochs=a.epochs or (30 if a.mode == "supervised" else 25),
             recall=a.recall,

@@ -1,0 +1,75 @@
+"""Good-only inspection: no real defect in training or in the threshold, same edge scoring path.
+
+One tiny good-only model (a few real good parts, one epoch) is trained once; the tests check
+what the mode promises, not its accuracy (the full-run figures are in docs/inspect.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgewise.edge.apps.inspect import InspectApp
+from edgewise.edge.bundle import load_bundle
+from edgewise.edge.pipeline import Frame
+from edgewise.edge.sources.files import read_image
+
+FALSE_ALARM = 0.1
+
+
+@pytest.fixture(scope="module")
+def good_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    from edgewise.train.inspect import InspectConfig, train_inspect
+
+    out = tmp_path_factory.mktemp("inspect_good") / "mt_good.bundle"
+    cfg = InspectConfig(
+        mode="good-only",
+        epochs=1,
+        limit=4,
+        threads=2,
+        good_crops=6,
+        batch=32,
+        norm="image",
+        top_k=2,
+        false_alarm=FALSE_ALARM,
+    )
+    return out, train_inspect(data_dir, out, cfg, quiet=True)
+
+
+def test_good_only_threshold_comes_from_good_validation_parts_only(good_run: tuple[Path, dict]) -> None:
+    bundle_dir, m = good_run
+    b = load_bundle(bundle_dir)
+    th = b.thresholds
+    assert "no defects used" in th["rule"] and th["target_false_alarm"] == FALSE_ALARM
+    assert "target_recall" not in th
+    op = m["operating_point_val"]
+    # the false-alarm target holds on the good validation parts the threshold was chosen on
+    assert op["false_alarm_rate"] <= FALSE_ALARM + 1e-9, op
+    split = json.loads(b.file("report/split.json").read_text())
+    assert any(e["kind"] != "good" for e in split["val"])  # defects existed but were not used
+
+
+def test_good_only_bundle_scores_on_the_edge_exactly_as_in_training(good_run: tuple[Path, dict]) -> None:
+    bundle_dir, m = good_run
+    b = load_bundle(bundle_dir)
+    assert b.config["tiling"]["norm"] == "image" and b.config["tiling"]["top_k"] == 2
+    assert b.config["image_score"] == "mean of the top 2 tiles"
+    split = json.loads(b.file("report/split.json").read_text())
+    val = split["val"]
+    app = InspectApp(b, "tflite_int8", threads=1)
+    try:
+        fail, labels = [], []
+        for i, e in enumerate(val):
+            frame = Frame(read_image(e["path"], gray=True), 0.0, i, {"path": e["path"]})
+            ev = app.postprocess(frame, app.infer(app.preprocess(frame)))
+            fail.append(ev["decision"] == "FAIL")
+            labels.append(e["kind"] != "good")
+    finally:
+        app.close()
+    f, y = np.array(fail), np.array(labels)
+    # the edge app reproduces the validation operating point the training computed
+    op = m["operating_point_val"]
+    assert int((f & ~y).sum()) == op["fp"] and int((f & y).sum()) == op["tp"], op
