@@ -179,3 +179,21 @@ def test_flip_embedding_is_mirror_invariant_and_thresholds_exist_per_mode(tiny, 
         t = [unknown_threshold(b, mode, far) for far in (0.01, 0.001, 0.0001)]
         assert t == sorted(t), f"{mode}: thresholds {t} must rise as the FAR target falls"
     assert set(m["calibration_by_tta"]) == set(TTA_MODES)
+
+
+def test_recalibration_uses_the_bundles_own_heldout_identities(tiny, data_dir, tmp_path):
+    from edgewise.edge.apps.face import TTA_MODES, unknown_threshold
+    from edgewise.edge.bundle import load_bundle
+    from edgewise.train.face import recalibrate
+
+    path, _ = tiny
+    out = tmp_path / "recal.bundle"
+    rec = recalibrate(path, data_dir, out, tta="enroll", variant="tflite_int8", quiet=True)
+    b, src = load_bundle(out), load_bundle(path)  # re-sealed: checksums verify
+    assert rec["heldout_identities"] == len(src.config["heldout_identities"]) == 8
+    assert b.config["tta"] == "enroll" and b.thresholds["unknown"] == unknown_threshold(b, "enroll", 0.001)
+    for mode in TTA_MODES:
+        t = [unknown_threshold(b, mode, far) for far in (0.01, 0.001, 0.0001)]
+        assert t == sorted(t) and all(-1.0 <= v <= 1.0 for v in t)
+    with pytest.raises(ValueError, match="already exists"):
+        recalibrate(path, data_dir, out, quiet=True)

@@ -38,6 +38,7 @@ __all__ = [
     "calibrate_threshold",
     "open_set_rank1",
     "train_face",
+    "recalibrate",
     "train_main",
     "demo",
 ]
@@ -450,6 +451,65 @@ def train_face(data: str | Path, out: str | Path, *, epochs: int = 40, far: floa
     return metrics
 
 
+def recalibrate(bundle: str | Path, data: str | Path, out: str | Path, *, far: float = 0.001,
+                tta: str = "flip", fars: tuple[float, ...] = (0.01, 0.001, 0.0001),
+                detector_model: str | Path | None = None,
+                people: list[str | Path] | None = None, variant: str = "tflite_float32", threads: int = 1,
+                seed: int = 0, quiet: bool = False) -> dict[str, Any]:
+    """Re-derive a bundle's unknown thresholds (every TTA mode x FAR) without retraining.
+
+    Uses exactly the identities the bundle lists as held out of its training
+    (``config.heldout_identities``), embedded by the bundle's own ``variant`` through the edge
+    code, so an older bundle gets the per-mode threshold table of current trainings. The copy
+    at ``out`` is re-sealed; the model files are untouched.
+    """
+    import shutil
+
+    from edgewise.edge.apps.face import FaceEmbedder
+    from edgewise.edge.bundle import load_bundle, reopen
+
+    src = load_bundle(bundle)
+    held = list(src.config.get("heldout_identities") or [])
+    if not held:
+        raise ValueError(f"{bundle}: bundle.json lists no heldout_identities; cannot recalibrate")
+    if tta not in TTA_MODES:
+        raise ValueError(f"unknown --tta {tta!r}; valid: {', '.join(TTA_MODES)}")
+    out = Path(out)
+    if out.resolve() != Path(bundle).resolve():
+        if out.exists():
+            raise ValueError(f"{out}: already exists; choose a new --out for the recalibrated bundle")
+        shutil.copytree(bundle, out)
+    yunet = Path(detector_model) if detector_model else default_yunet(Path(data))
+    if yunet is None:
+        raise ValueError("YuNet model not found: pass --detector-model yunet_n_320_320.onnx")
+    faces = load_training_faces(faces_root(data), people)
+    keep = [k for k, n in enumerate(faces.names) if n in held]
+    if len(keep) != len(held):
+        raise ValueError(f"{len(held) - len(keep)} held-out identities of {bundle} are missing from {data}")
+    sub = faces.subset(np.flatnonzero(np.isin(faces.labels, keep)))
+    remap = {k: i for i, k in enumerate(keep)}
+    sub = FaceSet(sub.images, np.array([remap[k] for k in sub.labels]), [faces.names[k] for k in keep],
+                  sub.sources)
+    ho = prepare(sub, YuNetDetector(yunet), int(src.input["shape"][1]), quiet=quiet)
+    emb = FaceEmbedder(src, variant, threads)
+    e, e_mirror = emb.embed(ho.x), emb.embed(np.ascontiguousarray(ho.x[:, :, ::-1]))
+    fars = tuple(sorted({*fars, far}, reverse=True))
+    modes = calibrate_modes(e, e_mirror, ho.y, ho.names, fars, seed)
+    thr = modes[tta][f"{far:g}"]
+    w = reopen(out)
+    w.meta["thresholds"].update(
+        unknown=thr["unknown"], far_target=far, tta=tta,
+        unknown_by_tta={m: {k: v["unknown"] for k, v in c.items() if k != "rank1"} for m, c in modes.items()})
+    w.meta["config"]["tta"] = tta
+    rec = {"variant": variant, "heldout_identities": len(held), "heldout_images": int(len(ho.x)),
+           "calibration": thr, "calibration_by_tta": modes}
+    w.meta.setdefault("metrics", {})["recalibration"] = _plain(rec)
+    w.finish()
+    log(f"recalibrated {out}: tta {tta}, unknown threshold {thr['unknown']:.4f} at FAR {far:g} "
+        f"(held-out rank-1 with tta {modes[tta]['rank1']:.3f})", quiet=quiet)
+    return rec
+
+
 class _tmpdir:
     def __enter__(self) -> Path:
         import tempfile
@@ -488,6 +548,9 @@ def train_main(argv: list[str]) -> int:
     )
     p.add_argument("--data", help="datasets folder with faces/extra (default $EDGEWISE_DATA)")
     p.add_argument("--out", required=True, help="bundle directory")
+    p.add_argument("--recalibrate", metavar="BUNDLE",
+                   help="no training: copy BUNDLE to --out with its unknown thresholds re-derived (every "
+                   "--tta mode x FAR) on the identities it held out of its training")
     p.add_argument("--people", action="append", help="extra person/*.jpg tree (repeatable)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--far", type=float, default=0.001,
@@ -508,6 +571,13 @@ def train_main(argv: list[str]) -> int:
         data = data_root(a.data)
         if data is None:
             raise ValueError("no data: pass --data DIR or set EDGEWISE_DATA (needs faces/extra/*.mat)")
+        if a.recalibrate:
+            rec = recalibrate(a.recalibrate, data, a.out, far=a.far, tta=a.tta,
+                              detector_model=a.detector_model, people=a.people, threads=a.threads,
+                              seed=a.seed, quiet=a.quiet)
+            brief = {"calibration": rec["calibration"], "heldout_images": rec["heldout_images"]}
+            print(json.dumps(_plain(brief), indent=2))
+            return 0
         m = train_face(data, a.out, epochs=a.epochs, far=a.far, holdout=a.holdout, seed=a.seed,
                        threads=a.threads, detector_model=a.detector_model, people=a.people, width=a.width,
                        size=a.size, tta=a.tta, augmentation=a.augmentation, quiet=a.quiet)
