@@ -187,3 +187,18 @@ def test_adxl345_wrong_device_id_is_a_clear_error():
 
     with pytest.raises(OSError, match="no ADXL345 at 0x53 \\(device id 0x00, expected 0xe5\\)"):
         ADXL345(Other(np.zeros((1, 3)), [])).setup()
+
+
+def test_threshold_folds_never_fit_on_a_sample_of_their_held_out_block():
+    from edgewise.train.vibration import time_folds
+
+    win_s, hop_s = 2048 / 12000, 128 / 12000
+    t = np.arange(200) * hop_s
+    folds = time_folds(t, win_s, 4)
+    covered = np.zeros(len(t), bool)
+    for held, fit in folds:
+        assert held.any() and fit.sum() > 8
+        covered |= held
+        for s in t[fit]:  # every fit window's [s, s + win) misses every held window's samples
+            assert (s + win_s <= t[held].min()) or (s >= t[held].max() + win_s)
+    assert covered.all()

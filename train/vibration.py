@@ -75,6 +75,7 @@ class VibrationConfig:
     seed: int = 0
     features: FeatureConfig = field(default_factory=FeatureConfig)
     threshold_rule: str = "lognormal"  # or "empirical"
+    threshold_folds: int = 4  # out-of-fold training-split scores join validation; 0: validation only
     alarm_n: int = 3
     alarm_m: int = 5
     clear_ratio: float = 0.8
@@ -244,6 +245,59 @@ def _fit_window(recs: list[Recording], cfg: VibrationConfig, quiet: bool, keras:
     return {"d": d, "mean": mean, "std": std, "z": z, "zf": zf, "model": model, "history": hist, "maha": maha}
 
 
+def time_folds(t: np.ndarray, win_s: float, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(held-out, fit) masks over windows starting at times ``t`` (s), ``k`` blocks in time.
+
+    Fit windows share no sample with any held-out window: overlapping windows next to the
+    block are dropped from the fit set rather than leaking the held-out signal.
+    """
+    edges = np.linspace(t.min(), t.max(), k + 1)
+    edges[-1] = np.inf
+    folds = []
+    for i in range(k):
+        held = (t >= edges[i]) & (t < edges[i + 1])
+        if held.any():
+            lo, hi = t[held].min(), t[held].max() + win_s
+            folds.append((held, (t + win_s <= lo) | (t >= hi)))
+        else:
+            folds.append((held, np.zeros_like(held)))
+    return folds
+
+
+def out_of_fold_scores(r: dict[str, Any], cfg: VibrationConfig, keras: Any) -> dict[str, np.ndarray]:
+    """Scores of the training split's windows by models that never saw them (folds in time).
+
+    The threshold needs the tail of normal scores, and the validation split alone is about a
+    second of signal (~80 strongly overlapping windows). Cutting the training split into
+    ``cfg.threshold_folds`` blocks in time, fitting the autoencoder and the baseline on the
+    other blocks (no window sharing a sample with the held-out block) and scoring the block
+    triples the held-out normal scores the threshold is fitted on. The fold models are
+    slightly weaker than the final one (less data), so their scores err on the high side:
+    fewer false alarms, never a test window seen. Empty arrays when folds are off or too small.
+    """
+    k = cfg.threshold_folds
+    sets = r["d"]["sets"]["train"]
+    feats, ind, t = sets["feats"], sets["ind"], sets["t"]
+    win_s = cfg.window / r["d"]["fs"]
+    out: dict[str, list[np.ndarray]] = {"keras": [], "baseline": []}
+    if k >= 2:
+        for i, (held, fit) in enumerate(time_folds(t, win_s, k)):
+            # a fold model fitted on less than a third of the training windows (long windows,
+            # where the no-shared-sample gaps eat the split) is not representative: skip it
+            if not held.any() or fit.sum() < max(8, len(t) / 3):
+                continue
+            mean = feats[fit].mean(axis=0)
+            std = np.maximum(feats[fit].std(axis=0), 1e-3).astype(np.float32)
+            keras.utils.set_random_seed(cfg.seed + 1 + i)
+            m = build_autoencoder(keras, feats.shape[1], cfg.hidden)
+            m.compile(optimizer=keras.optimizers.Adam(2e-3), loss="mse")
+            m.fit(standardize(feats[fit], mean, std), standardize(feats[fit], mean, std),
+                  epochs=cfg.epochs, batch_size=cfg.batch, shuffle=True, verbose=0)
+            out["keras"].append(_scores_model(_keras_predict(m), standardize(feats[held], mean, std)))
+            out["baseline"].append(Mahalanobis().fit(ind[fit]).score(ind[held]))
+    return {key: np.concatenate(v) if v else np.empty(0) for key, v in out.items()}
+
+
 def _keras_predict(model: Any) -> Any:
     return lambda x: model.predict(x, verbose=0)
 
@@ -254,7 +308,7 @@ def sweep_window_lengths(
     """Detection vs window length: Keras float32 AE and baseline retrained per length.
 
     Hops scale with the window (normal: window/32, faults: window/4) so every length sees
-    the same stretch of signal; thresholds come from validation scores as in the main run.
+    the same stretch of signal; thresholds come from held-out normal scores as in the main run.
     """
     from .keras_utils import tf_setup
 
@@ -270,11 +324,12 @@ def sweep_window_lengths(
         except ValueError as e:
             rows.append({"window": L, "error": str(e)})
             continue
-        sv = _scores_model(_keras_predict(r["model"]), r["z"]["val"])
+        oof = out_of_fold_scores(r, c, keras)
+        sv = np.r_[_scores_model(_keras_predict(r["model"]), r["z"]["val"]), oof["keras"]]
         st = _scores_model(_keras_predict(r["model"]), r["z"]["test"])
         sf = {k: _scores_model(_keras_predict(r["model"]), v) for k, v in r["zf"].items()}
         ae = evaluate_scores(st, sf, normal_threshold(sv, c.target_far, c.threshold_rule))
-        bv = r["maha"].score(r["d"]["sets"]["val"]["ind"])
+        bv = np.r_[r["maha"].score(r["d"]["sets"]["val"]["ind"]), oof["baseline"]]
         bt = r["maha"].score(r["d"]["sets"]["test"]["ind"])
         bf = {k: r["maha"].score(v["ind"]) for k, v in r["d"]["faults"].items()}
         base = evaluate_scores(bt, bf, normal_threshold(bv, c.target_far, c.threshold_rule))
@@ -344,7 +399,16 @@ def train_vibration(
         "test": maha.score(d["sets"]["test"]["ind"]),
         "faults": {k: maha.score(v["ind"]) for k, v in d["faults"].items()},
     }
-    thr = {k: normal_threshold(v["val"], cfg.target_far, cfg.threshold_rule) for k, v in scores.items()}
+    # thresholds from held-out normal scores: validation + out-of-fold training windows
+    oof = out_of_fold_scores(r, cfg, keras)
+
+    def calibration(name: str, val: np.ndarray) -> np.ndarray:
+        return np.r_[val, oof["baseline" if name == "baseline" else "keras"]]
+
+    thr = {
+        k: normal_threshold(calibration(k, v["val"]), cfg.target_far, cfg.threshold_rule)
+        for k, v in scores.items()
+    }
 
     # evaluation samples in the bundle: held-out normal + a slice of every fault file
     rng = np.random.default_rng(cfg.seed)
@@ -413,7 +477,8 @@ def train_vibration(
             "test": _scores_model(m.predict, z["test"]),
             "faults": {k: _scores_model(m.predict, vv) for k, vv in zf.items()},
         }
-        thr[v] = normal_threshold(scores[v]["val"], cfg.target_far, cfg.threshold_rule)
+        # the variant's own validation scores + the Keras fold models' out-of-fold scores
+        thr[v] = normal_threshold(calibration(v, scores[v]["val"]), cfg.target_far, cfg.threshold_rule)
         m.close()
     w = reopen(res.path)
     w.meta["thresholds"]["per_variant"] = {k: v for k, v in thr.items() if k in bundle.variants}
@@ -441,6 +506,11 @@ def train_vibration(
         "split_seconds": {k: list(v["range_s"]) for k, v in d["sets"].items()},
         "target_far": cfg.target_far,
         "threshold_rule": cfg.threshold_rule,
+        "threshold_calibration": {
+            "validation_windows": len(z["val"]),
+            "out_of_fold_windows": len(oof["keras"]),
+            "folds": cfg.threshold_folds,
+        },
         "results": results,
         "int8_vs_float32_auroc_delta": _delta(results, "tflite_int8", "tflite_float32"),
         "train_seconds": round(time.monotonic() - t0, 1),
@@ -596,6 +666,15 @@ def _plot_sweep(rows: list[dict[str, Any]]) -> bytes:
     return figure_png(fig, dpi=90)
 
 
+def _calibration_text(c: dict[str, Any] | None) -> str:
+    if not c:
+        return "validation windows"
+    if not c.get("out_of_fold_windows"):
+        return f"{c['validation_windows']} validation windows"
+    return (f"{c['validation_windows']} validation windows + {c['out_of_fold_windows']} training windows "
+            f"scored out of fold ({c['folds']} folds in time, see out_of_fold_scores)")
+
+
 def report_markdown(m: dict[str, Any]) -> str:
     """The Markdown report: data, protocol, per-file table, targets, window sweep."""
     res = m["results"]
@@ -624,8 +703,9 @@ def report_markdown(m: dict[str, Any]) -> str:
             f"{k} {sp[k][0]:.2f}-{sp[k][1]:.2f} s ({w[k]} windows)" for k in ("train", "val", "test")
         ),
         f"- {sum(w['faults'].values())} fault windows in {len(w['faults'])} files; thresholds from "
-        f"validation scores for a target false-alarm rate of {m['target_far']:.2%}, one per scorer "
-        f"(rule: {m.get('threshold_rule', '-')}, see train/vibration.py normal_threshold)",
+        f"held-out normal scores for a target false-alarm rate of {m['target_far']:.2%}, one per scorer "
+        f"(rule: {m.get('threshold_rule', '-')}, see train/vibration.py normal_threshold): "
+        + _calibration_text(m.get("threshold_calibration")),
         "",
         "## Per fault file: AUROC (healthy test vs file) / recall at the bundle threshold",
         "",
@@ -745,7 +825,14 @@ def train_main(argv: list[str]) -> int:
         "--threshold-rule",
         choices=("lognormal", "empirical"),
         default="lognormal",
-        help="how the threshold is set from validation scores (see normal_threshold)",
+        help="how the threshold is set from held-out normal scores (see normal_threshold)",
+    )
+    p.add_argument(
+        "--threshold-folds",
+        type=int,
+        default=VibrationConfig.threshold_folds,
+        help="folds in time over the training split whose out-of-fold scores join the validation "
+        "scores for the threshold (0: validation only)",
     )
     p.add_argument(
         "--sweep",
@@ -765,6 +852,7 @@ def train_main(argv: list[str]) -> int:
         target_far=a.target_far,
         seed=a.seed,
         threshold_rule=a.threshold_rule,
+        threshold_folds=a.threshold_folds,
     )
     try:
         if a.synthetic:
