@@ -644,4 +644,4 @@ def demo(out_dir: Path, data: Path | None, quiet: bool) -> dict[str, Any]:
             "bench": str(out_dir / "bench" / "face_bench.md"), "edge_events": len(ev),
             "edge_enrolled_recognized": f"{sum(known)}/{len(known)}",
             "edge_strangers_rejected": f"{sum(strangers)}/{len(strangers)}",
-            "note": "8-epoch demo model; the 36-epoch `edgewise train face` model is the one in docs/face.md"}
+            "note": "8-epoch demo model; the 60-epoch `edgewise train face` model is the one in docs/face.md"}
