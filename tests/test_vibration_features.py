@@ -21,12 +21,14 @@ FS = 12000.0
 def test_batch_and_single_window_features_are_identical():
     """Training computes features in batches, the device one window at a time: same numbers."""
     rng = np.random.default_rng(1)
-    w = rng.normal(size=(5, 2048))
+    w = rng.normal(size=(5, 2048)) + 9.81  # gravity offset, as an accelerometer reads it
+    w[:, ::200] += 8 + rng.exponential(4.0, size=(5, 11))  # impulses: kurtosis and skewness matter
     fx = FeatureExtractor(FS, 2048)
     batch, ind_b = fx.transform(w)
-    single = np.concatenate([fx.transform(w[i])[0] for i in range(5)])
-    np.testing.assert_allclose(batch, single, rtol=1e-6, atol=1e-6)
-    assert ind_b.shape == (5, len(INDICATORS))
+    singles = [fx.transform(w[i]) for i in range(5)]
+    np.testing.assert_allclose(batch, np.concatenate([f for f, _ in singles]), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ind_b, np.concatenate([i for _, i in singles]), rtol=1e-12)
+    assert ind_b.shape == (5, len(INDICATORS)) and (ind_b[:, 3] > 20).all() and (ind_b[:, 4] > 2).all()
 
 
 def test_feature_length_does_not_depend_on_window_length():
