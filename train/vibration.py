@@ -170,7 +170,15 @@ def build_autoencoder(keras: Any, dim: int, hidden: tuple[int, ...] = (64, 16)) 
     return keras.Model(inp, out, name="vibration_autoencoder")
 
 
-def _fit_ae(keras: Any, ztr: np.ndarray, zva: np.ndarray, cfg: VibrationConfig, quiet: bool, desc: str):
+def feature_moments(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Training mean and std (floored at 1e-3) of the features: the bundle's standardization."""
+    return feats.mean(axis=0), np.maximum(feats.std(axis=0), 1e-3).astype(np.float32)
+
+
+def _fit_ae(
+    keras: Any, ztr: np.ndarray, zva: np.ndarray | None, cfg: VibrationConfig, quiet: bool, desc: str
+):
+    """Fit the autoencoder; ``zva`` None (out-of-fold models) fits without validation."""
     from .keras_utils import EpochProgress
 
     model = build_autoencoder(keras, ztr.shape[1], cfg.hidden)
@@ -189,7 +197,7 @@ def _fit_ae(keras: Any, ztr: np.ndarray, zva: np.ndarray, cfg: VibrationConfig, 
     hist = model.fit(
         ztr,
         ztr,
-        validation_data=(zva, zva),
+        validation_data=None if zva is None else (zva, zva),
         epochs=cfg.epochs,
         batch_size=cfg.batch,
         shuffle=True,
@@ -235,9 +243,7 @@ def _scores_model(predict: Any, z: np.ndarray, chunk: int = 256) -> np.ndarray:
 def _fit_window(recs: list[Recording], cfg: VibrationConfig, quiet: bool, keras: Any, desc: str) -> dict:
     """Prepare, standardize, fit the AE and the baseline for one window length."""
     d = prepare(recs, cfg)
-    tr = d["sets"]["train"]["feats"]
-    mean = tr.mean(axis=0)
-    std = np.maximum(tr.std(axis=0), 1e-3).astype(np.float32)
+    mean, std = feature_moments(d["sets"]["train"]["feats"])
     z = {k: standardize(v["feats"], mean, std) for k, v in d["sets"].items()}
     zf = {k: standardize(v["feats"], mean, std) for k, v in d["faults"].items()}
     model, hist = _fit_ae(keras, z["train"], z["val"], cfg, quiet, desc)
@@ -286,13 +292,9 @@ def out_of_fold_scores(r: dict[str, Any], cfg: VibrationConfig, keras: Any) -> d
             # where the no-shared-sample gaps eat the split) is not representative: skip it
             if not held.any() or fit.sum() < max(8, len(t) / 3):
                 continue
-            mean = feats[fit].mean(axis=0)
-            std = np.maximum(feats[fit].std(axis=0), 1e-3).astype(np.float32)
+            mean, std = feature_moments(feats[fit])
             keras.utils.set_random_seed(cfg.seed + 1 + i)
-            m = build_autoencoder(keras, feats.shape[1], cfg.hidden)
-            m.compile(optimizer=keras.optimizers.Adam(2e-3), loss="mse")
-            m.fit(standardize(feats[fit], mean, std), standardize(feats[fit], mean, std),
-                  epochs=cfg.epochs, batch_size=cfg.batch, shuffle=True, verbose=0)
+            m, _ = _fit_ae(keras, standardize(feats[fit], mean, std), None, cfg, True, f"fold {i + 1}")
             out["keras"].append(_scores_model(_keras_predict(m), standardize(feats[held], mean, std)))
             out["baseline"].append(Mahalanobis().fit(ind[fit]).score(ind[held]))
     return {key: np.concatenate(v) if v else np.empty(0) for key, v in out.items()}
