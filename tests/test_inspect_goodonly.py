@@ -73,3 +73,41 @@ def test_good_only_bundle_scores_on_the_edge_exactly_as_in_training(good_run: tu
     # the edge app reproduces the validation operating point the training computed
     op = m["operating_point_val"]
     assert int((f & ~y).sum()) == op["fp"] and int((f & y).sum()) == op["tp"], op
+
+
+def test_good_only_model_scores_distance_to_nearest_good_training_tile(good_run: tuple[Path, dict]) -> None:
+    from edgewise.edge.apps.inspect import TileConfig, prepare_part
+    from edgewise.edge.backends import load_model
+    from edgewise.train.inspect import synthetic_defect
+
+    b = load_bundle(good_run[0])
+    assert b.output["kind"] == "distance"
+    split = json.loads(b.file("report/split.json").read_text())
+    tiling = TileConfig(**b.config["tiling"])
+    train_good = [e["path"] for e in split["train"] if e["kind"] == "good"]
+    tiles = prepare_part(read_image(train_good[0], gray=True), tiling)[1]
+    m = load_model(b, "tflite_float32", threads=1)
+    try:
+        own = np.asarray(m.predict(tiles)).ravel()
+        u8 = np.clip(tiles[..., 0] * 255, 0, 255).astype(np.uint8)
+        rng = np.random.default_rng(0)
+        bad = np.stack([synthetic_defect(t, rng, u8[-1]) for t in u8]).astype(np.float32)[..., None] / 255
+        other = np.asarray(m.predict(bad)).ravel()
+    finally:
+        m.close()
+    # every tile of a good training part is in the memory bank (the tiny run keeps them all)
+    assert np.all(np.abs(own) < 1e-3), own
+    # tiles with a synthetic defect are not in it: their distances stand far above rounding
+    assert np.median(other) > 10 * np.abs(own).max(), (other, own)
+
+
+def test_coreset_keeps_a_member_of_every_distant_cluster() -> None:
+    from edgewise.train.inspect import coreset
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(5) * 10
+    x = np.concatenate([c + rng.normal(0, 0.1, (200 if i == 0 else 3, 5)) for i, c in enumerate(centres)])
+    idx = coreset(x, 5)
+    assert len(set(idx)) == 5
+    # one pick per cluster, the three-point clusters included (random picks would miss them)
+    assert sorted({int(np.argmax(np.abs(x[i]))) for i in idx}) == [0, 1, 2, 3, 4]

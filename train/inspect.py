@@ -94,6 +94,7 @@ class InspectConfig:
     limit: int | None = None  # at most this many images per kind and split part (tests)
     variants: list[str] = field(default_factory=lambda: ["tflite_float32", "tflite_int8"])
     weights: str | None = None
+    memory: int = 4000  # good-only: good training tiles kept for the nearest-neighbour score (0: logit)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -104,6 +105,13 @@ class InspectConfig:
             raise ValueError(f"false-alarm rate must be in (0, 1), got {self.false_alarm}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.memory < 0:
+            raise ValueError(f"memory must be >= 0 tiles, got {self.memory}")
+
+    @property
+    def knn(self) -> bool:
+        """Good-only parts scored by nearest-neighbour distance to good tiles (not the logit)."""
+        return self.mode == "good-only" and self.memory > 0
 
     @property
     def tiling(self) -> TileConfig:
@@ -139,6 +147,59 @@ def build_model(keras: Any, tile: int = 64, width: float = 1.0) -> Any:
     h = L.Dropout(0.2, name="drop")(h)
     out = L.Dense(1, name="logit")(h)
     return keras.Model(inp, out, name=f"tile_cnn_w{width:g}")
+
+
+FEATURE_LAYERS = ("relu3", "relu4")  # 8x8 and 4x4 maps of the last two stages
+
+
+def feature_model(keras: Any, model: Any) -> Any:
+    """Tile -> unit-length descriptor: global means of the last two ReLU maps, concatenated.
+
+    Two depths because a small pit or crack is diluted in the 4x4 map's mean but still
+    visible in the 8x8 one. The vector is L2-normalised so nearest neighbours are by cosine.
+    """
+    L = keras.layers
+    pooled = [
+        L.GlobalAveragePooling2D(name=f"gap_{n}")(model.get_layer(n).output) for n in FEATURE_LAYERS
+    ]
+    f = L.Concatenate(name="features")(pooled)
+    f = L.UnitNormalization(name="unit")(f)
+    return keras.Model(model.input, f, name=f"{model.name}_features")
+
+
+def coreset(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Indices of ``n`` rows of ``x`` chosen greedily so every row is near a chosen one
+    (k-centre): keeps rare good textures that random sampling would drop."""
+    if n >= len(x):
+        return np.arange(len(x))
+    first = int(np.random.default_rng(seed).integers(len(x)))
+    idx = [first]
+    dist = np.linalg.norm(x - x[first], axis=1)
+    for _ in range(n - 1):
+        i = int(np.argmax(dist))
+        idx.append(i)
+        np.minimum(dist, np.linalg.norm(x - x[i], axis=1), out=dist)
+    return np.array(idx)
+
+
+def knn_model(keras: Any, features: Any, bank: np.ndarray) -> Any:
+    """Tile -> cosine distance to the nearest good training tile in ``bank`` (unit rows).
+
+    The memory bank is a frozen dense layer (one matrix product per tile), followed by a max
+    and ``1 - max``, so the whole score runs inside the converted model: the device, the
+    benchmark and the parity checks see one output per tile as before, int8 included.
+    Nearest-neighbour distance on the learned features ranks real defects better than the
+    classifier's own logit (CutPaste and PatchCore make the same observation): the
+    classifier only learned the synthetic defects, the features describe "good" as a whole.
+    """
+    L = keras.layers
+    sim = L.Dense(len(bank), use_bias=False, trainable=False, name="memory")
+    h = sim(features.output)
+    sim.set_weights([bank.T.astype(np.float32)])
+    h = L.Reshape((len(bank), 1), name="bank_axis")(h)
+    h = L.GlobalMaxPooling1D(name="nearest")(h)
+    out = L.Rescaling(scale=-1.0, offset=1.0, name="distance")(h)
+    return keras.Model(features.input, out, name=f"{features.name}_knn{len(bank)}")
 
 
 # ---------------------------------------------------------------------------- crops
@@ -354,6 +415,14 @@ def image_scores(
     return np.array([image_score(p, top_k) for p in per]), per
 
 
+def best_split(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The threshold with the highest balanced accuracy (mean of both classes' hit rates)."""
+    cand = np.unique(scores)
+    pos = labels == 1
+    bal = [(np.mean(scores[pos] >= t) + np.mean(scores[~pos] < t)) / 2 for t in cand]
+    return float(cand[int(np.argmax(bal))])
+
+
 def operating_point(
     scores: np.ndarray, labels: np.ndarray, recall: float, false_alarm: float = 0.01
 ) -> dict[str, Any]:
@@ -534,11 +603,24 @@ def train_inspect(
             best, best_w = crit, model.get_weights()
         log(msg, quiet=quiet)
     model.set_weights(best_w)
+    parity_thr = 0.0  # tile-level parity decisions: logit 0 = P 0.5
+    if cfg.knn:  # score = distance to the nearest good training tile, inside the model
+        feats = feature_model(keras, model)
+        pool = good_tiles if good_tiles is not None else np.concatenate(
+            [make_tiles(im, tiling)[0] for im, _, _ in train_imgs]
+        )
+        f = feats.predict(pool.astype(np.float32)[..., None] / 255.0, batch_size=512, verbose=0)
+        bank = f[coreset(f, cfg.memory, cfg.seed)]
+        model = knn_model(keras, feats, bank)
+        log(f"inspect[{cfg.mode}] memory bank: {len(bank)} of {len(pool)} good training tiles", quiet=quiet)
     train_s = time.monotonic() - t_start
 
     keras_fn = lambda b: model(b, training=False).numpy()  # noqa: E731
     k_test, _ = image_scores(keras_fn, test_tiles, top_k=cfg.top_k)
-    val_tile_auroc = auroc(keras_fn(xv).ravel(), yv)
+    kv = keras_fn(xv).ravel()
+    val_tile_auroc = auroc(kv, yv)
+    if cfg.knn:  # parity decisions at the distance that best separates the synthetic val crops
+        parity_thr = best_split(kv, yv)
 
     # conversion: calibration from training crops, evaluation tiles from validation crops
     crng = np.random.default_rng(cfg.seed + 2)
@@ -566,8 +648,10 @@ def train_inspect(
         output={
             "meaning": "defect logit per tile (P = sigmoid)"
             if cfg.mode == "supervised"
+            else "cosine distance of the tile's features to the nearest good training tile"
+            if cfg.knn
             else "anomaly score per tile (good vs synthetic defect classifier)",
-            "kind": "logit",
+            "kind": "distance" if cfg.knn else "logit",
         },
         labels=["good", "defect"],
         config={
@@ -584,7 +668,7 @@ def train_inspect(
             },
             "dataset": str(Path(data).name),
         },
-        decider=Decider(kind="threshold", score="last", threshold=0.0),
+        decider=Decider(kind="threshold", score="last", threshold=parity_thr),
     )
     res = build_bundle(
         model,
@@ -664,7 +748,7 @@ def train_inspect(
     add_report(res.path, files, {"inspect": metrics})
     w = reopen(res.path)
     w.meta["thresholds"] = thresholds
-    w.meta["evaluation"]["threshold"] = 0.0  # tile-level parity decisions (logit 0 = P 0.5)
+    w.meta["evaluation"]["threshold"] = parity_thr  # tile-level parity decisions
     w.finish()
     log(
         f"inspect[{cfg.mode}]: test image AUROC {metrics['test_image_auroc']}; at threshold "
@@ -708,11 +792,13 @@ def _png(img: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _annotated(s: Sample, scores: np.ndarray, tiling: TileConfig, thr: float, title: str) -> np.ndarray:
+def _annotated(
+    s: Sample, scores: np.ndarray, tiling: TileConfig, thr: float, title: str, logits: bool = True
+) -> np.ndarray:
     import cv2
 
     gray, _, pos = prepare_part(read_image(s.path, gray=True), tiling)
-    img = overlay(gray, scores, pos, tiling.tile, thr, title, logits=True)
+    img = overlay(gray, scores, pos, tiling.tile, thr, title, logits=logits)
     if s.mask is not None:  # ground truth outline in green
         _, m = read_sample(s, tiling.scale)
         cnts, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -754,6 +840,7 @@ def _report_files(
     from . import report as R
 
     tiling = cfg.tiling
+    lg = not cfg.knn  # tile scores are logits unless they are nearest-neighbour distances
     st = variant_scores[deployed]["test"]
     tile_scores = variant_scores[deployed]["test_tiles"]
     files: dict[str, bytes] = {}
@@ -785,16 +872,16 @@ def _report_files(
     # worst mistakes: highest-scoring good parts and lowest-scoring defective parts
     order_fp = [i for i in np.argsort(-st) if y_test[i] == 0][:6]
     order_fn = [i for i in np.argsort(st) if y_test[i] == 1][:6]
-    cells = [_annotated(test_s[i], tile_scores[i], tiling, thr, f"good {st[i]:.2f}") for i in order_fp]
+    cells = [_annotated(test_s[i], tile_scores[i], tiling, thr, f"good {st[i]:.2f}", lg) for i in order_fp]
     cells += [
-        _annotated(test_s[i], tile_scores[i], tiling, thr, f"{test_s[i].kind} {st[i]:.2f}") for i in order_fn
+        _annotated(test_s[i], tile_scores[i], tiling, thr, f"{test_s[i].kind} {st[i]:.2f}", lg) for i in order_fn
     ]
     files["report/worst_mistakes.png"] = _png(montage(cells, cols=6))
     # heat-map overlays: two test parts of every kind (green = ground-truth mask)
     for k in sorted(set(kinds)):
         for j, i in enumerate([i for i, kk in enumerate(kinds) if kk == k][:2]):
             files[f"report/overlays/{k}_{j}.png"] = _png(
-                _annotated(test_s[i], tile_scores[i], tiling, thr, f"{k} {st[i]:.2f}")
+                _annotated(test_s[i], tile_scores[i], tiling, thr, f"{k} {st[i]:.2f}", lg)
             )
     files["report/split.json"] = json.dumps(
         {p: [{"path": str(s.path), "kind": s.kind} for s in v] for p, v in split.items()}, indent=1
@@ -1011,6 +1098,13 @@ def train_main(argv: list[str]) -> int:
         default=d.false_alarm,
         help="good-only: threshold for this false-alarm rate on good validation parts",
     )
+    p.add_argument(
+        "--memory",
+        type=int,
+        default=d.memory,
+        help="good-only: score tiles by cosine distance to the nearest of this many good training "
+        "tiles (k-centre coreset, built into the model); 0 = the classifier's logit",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, help="at most N images per kind per split part (quick runs)")
@@ -1036,6 +1130,7 @@ def train_main(argv: list[str]) -> int:
             top_k=a.top_k or d.top_k,
             rotate=(a.rotate or ("yes" if a.mode == "supervised" else "no")) == "yes",
             false_alarm=a.false_alarm,
+            memory=a.memory,
             epochs=a.epochs or (30 if a.mode == "supervised" else 25),
             recall=a.recall,
             seed=a.seed,

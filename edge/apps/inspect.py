@@ -268,10 +268,20 @@ def overlay(
     label: str = "",
     logits: bool = False,
 ) -> np.ndarray:
-    """BGR heat-map overlay of the tile scores, tiles at/above threshold boxed in red."""
+    """BGR heat-map overlay of the tile scores, tiles at/above threshold boxed in red.
+
+    Colours: logits through the sigmoid; other scores (distances) relative to the threshold,
+    which sits mid-scale, so the map reads the same whatever the score's units.
+    """
     import cv2
 
-    m = score_map(sigmoid(scores) if logits else scores, pos, gray.shape, tile)
+    if logits:
+        unit = sigmoid(scores)
+    elif threshold is not None:
+        unit = np.clip(0.5 * np.asarray(scores, np.float64) / max(threshold, 1e-9), 0.0, 1.0)
+    else:
+        unit = np.asarray(scores, np.float64)
+    m = score_map(unit, pos, gray.shape, tile)
     heat = cv2.applyColorMap(np.clip(m * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
     base = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
     out = cv2.addWeighted(base, 0.6, heat, 0.4, 0)
