@@ -159,9 +159,7 @@ def feature_model(keras: Any, model: Any) -> Any:
     visible in the 8x8 one. The vector is L2-normalised so nearest neighbours are by cosine.
     """
     L = keras.layers
-    pooled = [
-        L.GlobalAveragePooling2D(name=f"gap_{n}")(model.get_layer(n).output) for n in FEATURE_LAYERS
-    ]
+    pooled = [L.GlobalAveragePooling2D(name=f"gap_{n}")(model.get_layer(n).output) for n in FEATURE_LAYERS]
     f = L.Concatenate(name="features")(pooled)
     f = L.UnitNormalization(name="unit")(f)
     return keras.Model(model.input, f, name=f"{model.name}_features")
@@ -606,8 +604,10 @@ def train_inspect(
     parity_thr = 0.0  # tile-level parity decisions: logit 0 = P 0.5
     if cfg.knn:  # score = distance to the nearest good training tile, inside the model
         feats = feature_model(keras, model)
-        pool = good_tiles if good_tiles is not None else np.concatenate(
-            [make_tiles(im, tiling)[0] for im, _, _ in train_imgs]
+        pool = (
+            good_tiles
+            if good_tiles is not None
+            else np.concatenate([make_tiles(im, tiling)[0] for im, _, _ in train_imgs])
         )
         f = feats.predict(pool.astype(np.float32)[..., None] / 255.0, batch_size=512, verbose=0)
         bank = f[coreset(f, cfg.memory, cfg.seed)]
@@ -874,7 +874,8 @@ def _report_files(
     order_fn = [i for i in np.argsort(st) if y_test[i] == 1][:6]
     cells = [_annotated(test_s[i], tile_scores[i], tiling, thr, f"good {st[i]:.2f}", lg) for i in order_fp]
     cells += [
-        _annotated(test_s[i], tile_scores[i], tiling, thr, f"{test_s[i].kind} {st[i]:.2f}", lg) for i in order_fn
+        _annotated(test_s[i], tile_scores[i], tiling, thr, f"{test_s[i].kind} {st[i]:.2f}", lg)
+        for i in order_fn
     ]
     files["report/worst_mistakes.png"] = _png(montage(cells, cols=6))
     # heat-map overlays: two test parts of every kind (green = ground-truth mask)
