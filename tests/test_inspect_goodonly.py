@@ -75,30 +75,45 @@ def test_good_only_bundle_scores_on_the_edge_exactly_as_in_training(good_run: tu
     assert int((f & ~y).sum()) == op["fp"] and int((f & y).sum()) == op["tp"], op
 
 
-def test_good_only_model_scores_distance_to_nearest_good_training_tile(good_run: tuple[Path, dict]) -> None:
-    from edgewise.edge.apps.inspect import TileConfig, prepare_part
+def test_good_only_scores_distance_to_nearest_good_training_tile(good_run: tuple[Path, dict]) -> None:
+    from edgewise.edge.apps.inspect import NearestGood, TileConfig, prepare_part, score_tiles
     from edgewise.edge.backends import load_model
     from edgewise.train.inspect import synthetic_defect
 
     b = load_bundle(good_run[0])
-    assert b.output["kind"] == "distance"
+    assert b.output["kind"] == "distance" and b.output["head"]["kind"] == "nearest-good"
+    head = NearestGood.from_bundle(b)
+    assert head is not None
     split = json.loads(b.file("report/split.json").read_text())
     tiling = TileConfig(**b.config["tiling"])
     train_good = [e["path"] for e in split["train"] if e["kind"] == "good"]
     tiles = prepare_part(read_image(train_good[0], gray=True), tiling)[1]
     m = load_model(b, "tflite_float32", threads=1)
     try:
-        own = np.asarray(m.predict(tiles)).ravel()
+        own = score_tiles(m, tiles, head=head)
         u8 = np.clip(tiles[..., 0] * 255, 0, 255).astype(np.uint8)
         rng = np.random.default_rng(0)
         bad = np.stack([synthetic_defect(t, rng, u8[-1]) for t in u8]).astype(np.float32)[..., None] / 255
-        other = np.asarray(m.predict(bad)).ravel()
+        other = score_tiles(m, bad, head=head)
     finally:
         m.close()
     # every tile of a good training part is in the memory bank (the tiny run keeps them all)
-    assert np.all(np.abs(own) < 1e-3), own
+    assert np.all(np.abs(own) < 1e-4), own
     # tiles with a synthetic defect are not in it: their distances stand far above rounding
     assert np.median(other) > 10 * np.abs(own).max(), (other, own)
+
+
+def test_tampered_memory_bank_is_refused(good_run: tuple[Path, dict], tmp_path: Path) -> None:
+    import shutil
+
+    from edgewise.edge.bundle import BundleError
+
+    copy = tmp_path / "b"
+    shutil.copytree(good_run[0], copy)
+    bank = copy / load_bundle(copy).output["head"]["bank"]
+    bank.write_bytes(bank.read_bytes()[:-16])
+    with pytest.raises(BundleError, match="memory.npy"):
+        InspectApp(load_bundle(copy), "tflite_int8")
 
 
 def test_coreset_keeps_a_member_of_every_distant_cluster() -> None:

@@ -36,7 +36,15 @@ from typing import Any
 
 import numpy as np
 
-from edgewise.edge.apps.inspect import TileConfig, condition, image_score, make_tiles, overlay, prepare_part
+from edgewise.edge.apps.inspect import (
+    NearestGood,
+    TileConfig,
+    condition,
+    image_score,
+    make_tiles,
+    overlay,
+    prepare_part,
+)
 from edgewise.edge.metrics import auroc, threshold_for_false_alarm, threshold_for_recall
 from edgewise.edge.progress import log
 from edgewise.edge.sources.files import read_image
@@ -66,6 +74,7 @@ __all__ = [
 ]
 
 MODES = ("supervised", "good-only")
+MEMORY_FILE = "memory.npy"  # good-only: features of the good training tiles kept (the bank)
 
 
 @dataclass
@@ -153,16 +162,18 @@ FEATURE_LAYERS = ("relu3", "relu4")  # 8x8 and 4x4 maps of the last two stages
 
 
 def feature_model(keras: Any, model: Any) -> Any:
-    """Tile -> unit-length descriptor: global means of the last two ReLU maps, concatenated.
+    """Tile -> descriptor: global means of the last two ReLU maps, concatenated (128 values).
 
     Two depths because a small pit or crack is diluted in the 4x4 map's mean but still
-    visible in the 8x8 one. The vector is L2-normalised so nearest neighbours are by cosine.
+    visible in the 8x8 one. Good-only bundles deploy this model; the edge's ``NearestGood``
+    head turns its output into the distance to the nearest good training tile.
+    Nearest-neighbour distance on the learned features ranks real defects better than the
+    classifier's own logit (CutPaste and PatchCore make the same observation): the classifier
+    only learned the synthetic defects, the features describe "good" as a whole.
     """
     L = keras.layers
     pooled = [L.GlobalAveragePooling2D(name=f"gap_{n}")(model.get_layer(n).output) for n in FEATURE_LAYERS]
-    f = L.Concatenate(name="features")(pooled)
-    f = L.UnitNormalization(name="unit")(f)
-    return keras.Model(model.input, f, name=f"{model.name}_features")
+    return keras.Model(model.input, L.Concatenate(name="features")(pooled), name=f"{model.name}_features")
 
 
 def coreset(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -178,26 +189,6 @@ def coreset(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
         idx.append(i)
         np.minimum(dist, np.linalg.norm(x - x[i], axis=1), out=dist)
     return np.array(idx)
-
-
-def knn_model(keras: Any, features: Any, bank: np.ndarray) -> Any:
-    """Tile -> cosine distance to the nearest good training tile in ``bank`` (unit rows).
-
-    The memory bank is a frozen dense layer (one matrix product per tile), followed by a max
-    and ``1 - max``, so the whole score runs inside the converted model: the device, the
-    benchmark and the parity checks see one output per tile as before, int8 included.
-    Nearest-neighbour distance on the learned features ranks real defects better than the
-    classifier's own logit (CutPaste and PatchCore make the same observation): the
-    classifier only learned the synthetic defects, the features describe "good" as a whole.
-    """
-    L = keras.layers
-    sim = L.Dense(len(bank), use_bias=False, trainable=False, name="memory")
-    h = sim(features.output)
-    sim.set_weights([bank.T.astype(np.float32)])
-    h = L.Reshape((len(bank), 1), name="bank_axis")(h)
-    h = L.GlobalMaxPooling1D(name="nearest")(h)
-    out = L.Rescaling(scale=-1.0, offset=1.0, name="distance")(h)
-    return keras.Model(features.input, out, name=f"{features.name}_knn{len(bank)}")
 
 
 # ---------------------------------------------------------------------------- crops
@@ -413,14 +404,6 @@ def image_scores(
     return np.array([image_score(p, top_k) for p in per]), per
 
 
-def best_split(scores: np.ndarray, labels: np.ndarray) -> float:
-    """The threshold with the highest balanced accuracy (mean of both classes' hit rates)."""
-    cand = np.unique(scores)
-    pos = labels == 1
-    bal = [(np.mean(scores[pos] >= t) + np.mean(scores[~pos] < t)) / 2 for t in cand]
-    return float(cand[int(np.argmax(bal))])
-
-
 def operating_point(
     scores: np.ndarray, labels: np.ndarray, recall: float, false_alarm: float = 0.01
 ) -> dict[str, Any]:
@@ -601,26 +584,27 @@ def train_inspect(
             best, best_w = crit, model.get_weights()
         log(msg, quiet=quiet)
     model.set_weights(best_w)
-    parity_thr = 0.0  # tile-level parity decisions: logit 0 = P 0.5
-    if cfg.knn:  # score = distance to the nearest good training tile, inside the model
-        feats = feature_model(keras, model)
+    head, bank, conv_model = None, None, model
+    if cfg.knn:  # deploy the features; the edge scores them against a bank of good tiles
+        conv_model = feature_model(keras, model)
         pool = (
             good_tiles
             if good_tiles is not None
             else np.concatenate([make_tiles(im, tiling)[0] for im, _, _ in train_imgs])
         )
-        f = feats.predict(pool.astype(np.float32)[..., None] / 255.0, batch_size=512, verbose=0)
-        bank = f[coreset(f, cfg.memory, cfg.seed)]
-        model = knn_model(keras, feats, bank)
+        f = conv_model.predict(pool.astype(np.float32)[..., None] / 255.0, batch_size=512, verbose=0)
+        unit = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+        bank = f[coreset(unit, cfg.memory, cfg.seed)].astype(np.float32)
+        head = NearestGood(bank)
         log(f"inspect[{cfg.mode}] memory bank: {len(bank)} of {len(pool)} good training tiles", quiet=quiet)
     train_s = time.monotonic() - t_start
 
-    keras_fn = lambda b: model(b, training=False).numpy()  # noqa: E731
+    def keras_fn(b: np.ndarray) -> np.ndarray:
+        out = conv_model(b, training=False).numpy()
+        return head(out) if head is not None else out
+
     k_test, _ = image_scores(keras_fn, test_tiles, top_k=cfg.top_k)
-    kv = keras_fn(xv).ravel()
-    val_tile_auroc = auroc(kv, yv)
-    if cfg.knn:  # parity decisions at the distance that best separates the synthetic val crops
-        parity_thr = best_split(kv, yv)
+    val_tile_auroc = auroc(keras_fn(xv).ravel(), yv)
 
     # conversion: calibration from training crops, evaluation tiles from validation crops
     crng = np.random.default_rng(cfg.seed + 2)
@@ -652,6 +636,7 @@ def train_inspect(
             if cfg.knn
             else "anomaly score per tile (good vs synthetic defect classifier)",
             "kind": "distance" if cfg.knn else "logit",
+            **({"head": {"kind": NearestGood.KIND, "bank": MEMORY_FILE, "size": len(bank)}} if head else {}),
         },
         labels=["good", "defect"],
         config={
@@ -668,10 +653,12 @@ def train_inspect(
             },
             "dataset": str(Path(data).name),
         },
-        decider=Decider(kind="threshold", score="last", threshold=parity_thr),
+        decider=Decider(kind="threshold", score="last", threshold=0.0)
+        if head is None  # parity on features: the distance AUROC on the synthetic crops
+        else Decider(kind="none", metric_fn=lambda o, _x, y: auroc(head(o), y), metric_name="tile_auroc"),
     )
     res = build_bundle(
-        model,
+        conv_model,
         out,
         spec,
         calib_x=xc,
@@ -692,8 +679,12 @@ def train_inspect(
         if not name.startswith("tflite_") or name not in ("tflite_float32", "tflite_int8"):
             continue
         m = load_model(bundle, name, threads=cfg.threads)
-        sv, _ = image_scores(m.predict, val_tiles, batch=256, top_k=cfg.top_k)
-        st, st_tiles = image_scores(m.predict, test_tiles, batch=256, top_k=cfg.top_k)
+
+        def fn(b: np.ndarray, m: Any = m) -> np.ndarray:
+            return head(m.predict(b)) if head is not None else m.predict(b)
+
+        sv, _ = image_scores(fn, val_tiles, batch=256, top_k=cfg.top_k)
+        st, st_tiles = image_scores(fn, test_tiles, batch=256, top_k=cfg.top_k)
         m.close()
         if cfg.mode == "good-only":  # threshold from the good validation parts only
             good_v = sv[y_val == 0]
@@ -748,7 +739,10 @@ def train_inspect(
     add_report(res.path, files, {"inspect": metrics})
     w = reopen(res.path)
     w.meta["thresholds"] = thresholds
-    w.meta["evaluation"]["threshold"] = parity_thr  # tile-level parity decisions
+    if head is not None:
+        w.add_bytes(MEMORY_FILE, _npy(bank))
+    else:
+        w.meta["evaluation"]["threshold"] = 0.0  # tile-level parity decisions (logit 0 = P 0.5)
     w.finish()
     log(
         f"inspect[{cfg.mode}]: test image AUROC {metrics['test_image_auroc']}; at threshold "
@@ -781,6 +775,14 @@ def _at(scores: np.ndarray, labels: np.ndarray, thr: float) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- report
+
+
+def _npy(arr: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
 
 
 def _png(img: np.ndarray) -> bytes:
@@ -1104,7 +1106,7 @@ def train_main(argv: list[str]) -> int:
         type=int,
         default=d.memory,
         help="good-only: score tiles by cosine distance to the nearest of this many good training "
-        "tiles (k-centre coreset, built into the model); 0 = the classifier's logit",
+        "tiles (k-centre coreset, stored in the bundle); 0 = the classifier's logit",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..backends import load_model
-from ..bundle import Bundle, load_bundle
+from ..bundle import Bundle, BundleError, load_bundle
 from ..pipeline import Frame
 from .common import run_app, run_parser
 
@@ -43,6 +43,7 @@ __all__ = [
     "prepare_part",
     "score_map",
     "score_tiles",
+    "NearestGood",
     "overlay",
     "sigmoid",
     "InspectApp",
@@ -231,15 +232,58 @@ def prepare_part(
     return gray, normalize(tiles), pos
 
 
-def score_tiles(model: Any, x: np.ndarray, batch: int = 8) -> np.ndarray:
-    """P(defect) (or anomaly score) of every tile; the last output column is the score.
+class NearestGood:
+    """Tile features -> cosine distance to the nearest good training tile (the memory bank).
+
+    Runs in float32 after the model, whatever the model's precision. Inside an int8 model the
+    normalisation and the distances (good tiles sit ~0.01 apart, the threshold near 0.04)
+    would each get one 8-bit range and lose the ranking (test AUROC 0.91 -> 0.80 measured);
+    int8 features with this float head keep it (0.914 -> 0.914 in the same experiment). The
+    cost is one (tiles x 128) @ (128 x bank) product, well under a millisecond per part.
+    """
+
+    KIND = "nearest-good"
+
+    def __init__(self, bank: np.ndarray) -> None:
+        bank = np.asarray(bank, np.float32)
+        if bank.ndim != 2 or len(bank) == 0 or not np.isfinite(bank).all():
+            raise ValueError(f"memory bank must be a finite (n, dim) array, got shape {bank.shape}")
+        self.bank = _unit(bank)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        f = np.asarray(features, np.float32).reshape(len(features), -1)
+        if f.shape[1] != self.bank.shape[1]:
+            raise ValueError(f"features have {f.shape[1]} values, the memory bank {self.bank.shape[1]}")
+        return (1.0 - (_unit(f) @ self.bank.T).max(1)).astype(np.float64)
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle) -> NearestGood | None:
+        """The bundle's head (``output.head``), or None when the model's last output is the score."""
+        head = bundle.output.get("head")
+        if not head:
+            return None
+        if head.get("kind") != cls.KIND:
+            raise BundleError(f"{bundle.path}: unknown inspection head {head.get('kind')!r}")
+        try:
+            return cls(np.load(bundle.file(head["bank"]), allow_pickle=False))
+        except (OSError, ValueError) as e:
+            raise BundleError(f"{bundle.path}: memory bank {head['bank']}: {e}") from e
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def score_tiles(model: Any, x: np.ndarray, batch: int = 8, head: NearestGood | None = None) -> np.ndarray:
+    """Defect logit or anomaly score of every tile: the last output column, or ``head``
+    applied to the outputs (features) when the bundle has one.
 
     Small batches: activations of a few 64x64 tiles stay in cache, measured faster on XNNPACK
     than one batch of all tiles (and than one tile at a time).
     """
     outs = [np.asarray(model.predict(x[i : i + batch])) for i in range(0, len(x), batch)]
     y = np.concatenate(outs).reshape(len(x), -1)
-    return y[:, -1].astype(np.float64)
+    return head(y) if head is not None else y[:, -1].astype(np.float64)
 
 
 def score_map(
@@ -320,6 +364,7 @@ class InspectApp:
         self.bundle = bundle
         self.cfg = TileConfig.from_config(bundle.config)
         self.model = load_model(bundle, variant, threads=threads)
+        self.head = NearestGood.from_bundle(bundle)
         self.variant = variant or bundle.variant(None).name
         per_variant = bundle.thresholds.get("per_variant") or {}
         thr = (
@@ -344,7 +389,7 @@ class InspectApp:
 
     def infer(self, x: tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]) -> tuple[Any, ...]:
         gray, tiles, pos = x
-        return gray, score_tiles(self.model, tiles), pos
+        return gray, score_tiles(self.model, tiles, head=self.head), pos
 
     def postprocess(self, frame: Frame, y: tuple[Any, ...]) -> dict[str, Any]:
         gray, scores, pos = y
