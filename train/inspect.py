@@ -44,6 +44,8 @@ from edgewise.edge.apps.inspect import (
     make_tiles,
     overlay,
     prepare_part,
+    score_tiles,
+    unit_rows,
 )
 from edgewise.edge.metrics import auroc, threshold_for_false_alarm, threshold_for_recall
 from edgewise.edge.progress import log
@@ -584,7 +586,7 @@ def train_inspect(
             best, best_w = crit, model.get_weights()
         log(msg, quiet=quiet)
     model.set_weights(best_w)
-    head, bank, conv_model = None, None, model
+    head, conv_model = None, model
     if cfg.knn:  # deploy the features; the edge scores them against a bank of good tiles
         conv_model = feature_model(keras, model)
         pool = (
@@ -593,10 +595,12 @@ def train_inspect(
             else np.concatenate([make_tiles(im, tiling)[0] for im, _, _ in train_imgs])
         )
         f = conv_model.predict(pool.astype(np.float32)[..., None] / 255.0, batch_size=512, verbose=0)
-        unit = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
-        bank = f[coreset(unit, cfg.memory, cfg.seed)].astype(np.float32)
-        head = NearestGood(bank)
-        log(f"inspect[{cfg.mode}] memory bank: {len(bank)} of {len(pool)} good training tiles", quiet=quiet)
+        f = unit_rows(f)
+        head = NearestGood(f[coreset(f, cfg.memory, cfg.seed)])
+        log(
+            f"inspect[{cfg.mode}] memory bank: {len(head.bank)} of {len(pool)} good training tiles",
+            quiet=quiet,
+        )
     train_s = time.monotonic() - t_start
 
     def keras_fn(b: np.ndarray) -> np.ndarray:
@@ -636,7 +640,11 @@ def train_inspect(
             if cfg.knn
             else "anomaly score per tile (good vs synthetic defect classifier)",
             "kind": "distance" if cfg.knn else "logit",
-            **({"head": {"kind": NearestGood.KIND, "bank": MEMORY_FILE, "size": len(bank)}} if head else {}),
+            **(
+                {"head": {"kind": NearestGood.KIND, "bank": MEMORY_FILE, "size": len(head.bank)}}
+                if head
+                else {}
+            ),
         },
         labels=["good", "defect"],
         config={
@@ -680,8 +688,8 @@ def train_inspect(
             continue
         m = load_model(bundle, name, threads=cfg.threads)
 
-        def fn(b: np.ndarray, m: Any = m) -> np.ndarray:
-            return head(m.predict(b)) if head is not None else m.predict(b)
+        def fn(b: np.ndarray, m: Any = m) -> np.ndarray:  # the device's scoring, head included
+            return score_tiles(m, b, batch=len(b), head=head)
 
         sv, _ = image_scores(fn, val_tiles, batch=256, top_k=cfg.top_k)
         st, st_tiles = image_scores(fn, test_tiles, batch=256, top_k=cfg.top_k)
@@ -740,7 +748,7 @@ def train_inspect(
     w = reopen(res.path)
     w.meta["thresholds"] = thresholds
     if head is not None:
-        w.add_bytes(MEMORY_FILE, _npy(bank))
+        w.add_bytes(MEMORY_FILE, _npy(head.bank))
     else:
         w.meta["evaluation"]["threshold"] = 0.0  # tile-level parity decisions (logit 0 = P 0.5)
     w.finish()

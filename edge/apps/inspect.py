@@ -44,6 +44,7 @@ __all__ = [
     "score_map",
     "score_tiles",
     "NearestGood",
+    "unit_rows",
     "overlay",
     "sigmoid",
     "InspectApp",
@@ -237,9 +238,9 @@ class NearestGood:
 
     Runs in float32 after the model, whatever the model's precision. Inside an int8 model the
     normalisation and the distances (good tiles sit ~0.01 apart, the threshold near 0.04)
-    would each get one 8-bit range and lose the ranking (test AUROC 0.91 -> 0.80 measured);
-    int8 features with this float head keep it (0.914 -> 0.914 in the same experiment). The
-    cost is one (tiles x 128) @ (128 x bank) product, well under a millisecond per part.
+    would each get one 8-bit range and lose the ranking (test AUROC 0.914 float32 -> 0.798
+    int8, measured); int8 features scored here lost 0.001 on an earlier model but 0.044 on the
+    delivered one (docs/inspect.md). The cost is one (tiles x 128) @ (128 x bank) product.
     """
 
     KIND = "nearest-good"
@@ -248,13 +249,13 @@ class NearestGood:
         bank = np.asarray(bank, np.float32)
         if bank.ndim != 2 or len(bank) == 0 or not np.isfinite(bank).all():
             raise ValueError(f"memory bank must be a finite (n, dim) array, got shape {bank.shape}")
-        self.bank = _unit(bank)
+        self.bank = unit_rows(bank)
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         f = np.asarray(features, np.float32).reshape(len(features), -1)
         if f.shape[1] != self.bank.shape[1]:
             raise ValueError(f"features have {f.shape[1]} values, the memory bank {self.bank.shape[1]}")
-        return (1.0 - (_unit(f) @ self.bank.T).max(1)).astype(np.float64)
+        return (1.0 - (unit_rows(f) @ self.bank.T).max(1)).astype(np.float64)
 
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> NearestGood | None:
@@ -270,7 +271,8 @@ class NearestGood:
             raise BundleError(f"{bundle.path}: memory bank {head['bank']}: {e}") from e
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Every row scaled to unit length (cosine similarity is then a dot product)."""
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
