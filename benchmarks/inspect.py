@@ -91,10 +91,10 @@ def bench_bundles(
             "variants": {},
         }
         lat_idx = np.linspace(0, len(tiles) - 1, min(max_images, len(tiles))).astype(int)
-        head = NearestGood.from_bundle(b)  # good-only memory bank: its cost is in the latency
         for name in [v for v in VARIANTS if v in b.variants]:
             thr = float(per_variant_thr.get(name, b.thresholds["decision"]))
             m = load_model(b, name, threads=max(threads))
+            head = NearestGood.from_bundle(b, name)  # good-only memory bank: its cost is in the latency
             s = np.array([image_score(score_tiles(m, t, head=head), tiling.top_k) for t in tiles])
             m.close()
             pred = s >= thr

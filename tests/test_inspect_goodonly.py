@@ -75,20 +75,23 @@ def test_good_only_bundle_scores_on_the_edge_exactly_as_in_training(good_run: tu
     assert int((f & ~y).sum()) == op["fp"] and int((f & y).sum()) == op["tp"], op
 
 
-def test_good_only_scores_distance_to_nearest_good_training_tile(good_run: tuple[Path, dict]) -> None:
+@pytest.mark.parametrize("variant", ["tflite_float32", "tflite_int8"])
+def test_each_variant_scores_against_its_own_bank_of_good_training_tiles(
+    good_run: tuple[Path, dict], variant: str
+) -> None:
     from edgewise.edge.apps.inspect import NearestGood, TileConfig, prepare_part, score_tiles
     from edgewise.edge.backends import load_model
     from edgewise.train.inspect import synthetic_defect
 
     b = load_bundle(good_run[0])
     assert b.output["kind"] == "distance" and b.output["head"]["kind"] == "nearest-good"
-    head = NearestGood.from_bundle(b)
+    head = NearestGood.from_bundle(b, variant)
     assert head is not None
     split = json.loads(b.file("report/split.json").read_text())
     tiling = TileConfig(**b.config["tiling"])
     train_good = [e["path"] for e in split["train"] if e["kind"] == "good"]
     tiles = prepare_part(read_image(train_good[0], gray=True), tiling)[1]
-    m = load_model(b, "tflite_float32", threads=1)
+    m = load_model(b, variant, threads=1)
     try:
         own = score_tiles(m, tiles, head=head)
         u8 = np.clip(tiles[..., 0] * 255, 0, 255).astype(np.uint8)
@@ -97,10 +100,35 @@ def test_good_only_scores_distance_to_nearest_good_training_tile(good_run: tuple
         other = score_tiles(m, bad, head=head)
     finally:
         m.close()
-    # every tile of a good training part is in the memory bank (the tiny run keeps them all)
+    # every tile of a good training part is in the bank, embedded by this very variant (the
+    # tiny run keeps them all), so the int8 model finds its own int8 features at distance 0
     assert np.all(np.abs(own) < 1e-4), own
     # tiles with a synthetic defect are not in it: their distances stand far above rounding
     assert np.median(other) > 10 * np.abs(own).max(), (other, own)
+
+
+def test_int8_bank_holds_int8_features_not_a_copy_of_the_float_bank(good_run: tuple[Path, dict]) -> None:
+    from edgewise.edge.apps.inspect import NearestGood
+
+    b = load_bundle(good_run[0])
+    f32, i8 = (NearestGood.from_bundle(b, v) for v in ("tflite_float32", "tflite_int8"))
+    assert f32 is not None and i8 is not None and f32.bank.shape == i8.bank.shape
+    cos = (f32.bank * i8.bank).sum(1)
+    assert cos.min() > 0.9  # the same tiles ...
+    assert np.abs(f32.bank - i8.bank).max() > 1e-3  # ... seen through different arithmetic
+
+
+def test_parity_metric_ignores_a_good_rows_own_copy() -> None:
+    from edgewise.train.inspect import loo_nearest_good
+
+    good = np.array([[1.0, 0.0], [1.0, 0.0], [0.9, 0.1], [0.9, 0.1]])
+    f = np.concatenate([good, [[0.0, 1.0]]])
+    d = loo_nearest_good(f, np.array([0, 0, 0, 0, 1]))
+    # each good row has a twin, so 0; without leaving itself out every good row would be 0
+    # trivially and the defect's distance is measured to the nearest good row
+    assert np.allclose(d[:4], 0, atol=1e-6) and d[4] > 0.8
+    lone = loo_nearest_good(f[[0, 2, 4]], np.array([0, 0, 1]))
+    assert lone[0] > 1e-3 and lone[1] > 1e-3  # no twin: the distance to the other good row
 
 
 def test_tampered_memory_bank_is_refused(good_run: tuple[Path, dict], tmp_path: Path) -> None:
@@ -110,10 +138,27 @@ def test_tampered_memory_bank_is_refused(good_run: tuple[Path, dict], tmp_path: 
 
     copy = tmp_path / "b"
     shutil.copytree(good_run[0], copy)
-    bank = copy / load_bundle(copy).output["head"]["bank"]
+    bank = copy / load_bundle(copy).output["head"]["banks"]["tflite_int8"]
     bank.write_bytes(bank.read_bytes()[:-16])
-    with pytest.raises(BundleError, match="memory.npy"):
+    with pytest.raises(BundleError, match="memory_tflite_int8.npy"):
         InspectApp(load_bundle(copy), "tflite_int8")
+
+
+def test_variant_without_a_memory_bank_is_refused_in_one_line(
+    good_run: tuple[Path, dict], tmp_path: Path
+) -> None:
+    import shutil
+
+    from edgewise.edge.bundle import BundleError
+
+    copy = tmp_path / "b"
+    shutil.copytree(good_run[0], copy)
+    meta = json.loads((copy / "bundle.json").read_text())
+    del meta["output"]["head"]["banks"]["tflite_int8"]
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="no memory bank for variant tflite_int8") as e:
+        InspectApp(load_bundle(copy), "tflite_int8")
+    assert "\n" not in str(e.value)
 
 
 def test_coreset_keeps_a_member_of_every_distant_cluster() -> None:

@@ -76,7 +76,7 @@ __all__ = [
 ]
 
 MODES = ("supervised", "good-only")
-MEMORY_FILE = "memory.npy"  # good-only: features of the good training tiles kept (the bank)
+MEMORY_FILE = "memory_{variant}.npy"  # good-only: each variant's features of the bank's tiles
 
 
 @dataclass
@@ -191,6 +191,19 @@ def coreset(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
         idx.append(i)
         np.minimum(dist, np.linalg.norm(x - x[i], axis=1), out=dist)
     return np.array(idx)
+
+
+def loo_nearest_good(features: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Cosine distance of every row to the nearest *other* good row (``y == 0``).
+
+    The parity metric of good-only bundles: each variant's features are compared with its
+    own good features, as on the device, so no bank built by another variant enters it.
+    """
+    u = unit_rows(np.asarray(features, np.float32).reshape(len(features), -1))
+    good = np.flatnonzero(np.asarray(y).ravel() == 0)
+    sim = u @ u[good].T
+    sim[good, np.arange(len(good))] = -np.inf  # not oneself
+    return (1.0 - sim.max(1)).astype(np.float64)
 
 
 # ---------------------------------------------------------------------------- crops
@@ -596,9 +609,11 @@ def train_inspect(
         )
         f = conv_model.predict(pool.astype(np.float32)[..., None] / 255.0, batch_size=512, verbose=0)
         f = unit_rows(f)
-        head = NearestGood(f[coreset(f, cfg.memory, cfg.seed)])
+        kept = coreset(f, cfg.memory, cfg.seed)  # the tiles are chosen once, on Keras features
+        pool = pool[kept]
+        head = NearestGood(f[kept])
         log(
-            f"inspect[{cfg.mode}] memory bank: {len(head.bank)} of {len(pool)} good training tiles",
+            f"inspect[{cfg.mode}] memory bank: {len(head.bank)} of {len(f)} good training tiles",
             quiet=quiet,
         )
     train_s = time.monotonic() - t_start
@@ -641,7 +656,7 @@ def train_inspect(
             else "anomaly score per tile (good vs synthetic defect classifier)",
             "kind": "distance" if cfg.knn else "logit",
             **(
-                {"head": {"kind": NearestGood.KIND, "bank": MEMORY_FILE, "size": len(head.bank)}}
+                {"head": {"kind": NearestGood.KIND, "size": len(head.bank)}}  # + banks, below
                 if head
                 else {}
             ),
@@ -662,8 +677,10 @@ def train_inspect(
             "dataset": str(Path(data).name),
         },
         decider=Decider(kind="threshold", score="last", threshold=0.0)
-        if head is None  # parity on features: the distance AUROC on the synthetic crops
-        else Decider(kind="none", metric_fn=lambda o, _x, y: auroc(head(o), y), metric_name="tile_auroc"),
+        if head is None  # parity on features: each variant's own nearest-good AUROC on the crops
+        else Decider(
+            kind="none", metric_fn=lambda o, _x, y: auroc(loo_nearest_good(o, y), y), metric_name="tile_auroc"
+        ),
     )
     res = build_bundle(
         conv_model,
@@ -681,15 +698,25 @@ def train_inspect(
     from edgewise.edge.bundle import load_bundle
 
     bundle = load_bundle(res.path)
+    banks: dict[str, np.ndarray] = {}
+    if head is not None:  # every variant's bank is its own features of the kept tiles
+        x_pool = pool.astype(np.float32)[..., None] / 255.0
+        for name in bundle.variants:
+            m = load_model(bundle, name, threads=cfg.threads)
+            banks[name] = unit_rows(
+                np.concatenate([m.predict(x_pool[i : i + 256]) for i in range(0, len(x_pool), 256)])
+            )
+            m.close()
     per_variant: dict[str, Any] = {}
     variant_scores: dict[str, dict[str, np.ndarray]] = {}
     for name in bundle.variants:
         if not name.startswith("tflite_") or name not in ("tflite_float32", "tflite_int8"):
             continue
         m = load_model(bundle, name, threads=cfg.threads)
+        vhead = NearestGood(banks[name]) if head is not None else None
 
-        def fn(b: np.ndarray, m: Any = m) -> np.ndarray:  # the device's scoring, head included
-            return score_tiles(m, b, batch=len(b), head=head)
+        def fn(b: np.ndarray, m: Any = m, vhead: Any = vhead) -> np.ndarray:  # the device's scoring
+            return score_tiles(m, b, batch=len(b), head=vhead)
 
         sv, _ = image_scores(fn, val_tiles, batch=256, top_k=cfg.top_k)
         st, st_tiles = image_scores(fn, test_tiles, batch=256, top_k=cfg.top_k)
@@ -747,9 +774,10 @@ def train_inspect(
     add_report(res.path, files, {"inspect": metrics})
     w = reopen(res.path)
     w.meta["thresholds"] = thresholds
-    if head is not None:
-        w.add_bytes(MEMORY_FILE, _npy(head.bank))
-    else:
+    for name, bank in banks.items():
+        w.add_bytes(MEMORY_FILE.format(variant=name), _npy(bank))
+        w.meta["output"]["head"].setdefault("banks", {})[name] = MEMORY_FILE.format(variant=name)
+    if head is None:
         w.meta["evaluation"]["threshold"] = 0.0  # tile-level parity decisions (logit 0 = P 0.5)
     w.finish()
     log(

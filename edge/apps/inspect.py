@@ -239,8 +239,11 @@ class NearestGood:
     Runs in float32 after the model, whatever the model's precision. Inside an int8 model the
     normalisation and the distances (good tiles sit ~0.01 apart, the threshold near 0.04)
     would each get one 8-bit range and lose the ranking (test AUROC 0.914 float32 -> 0.798
-    int8, measured); int8 features scored here lost 0.001 on an earlier model but 0.044 on the
-    delivered one (docs/inspect.md). The cost is one (tiles x 128) @ (128 x bank) product.
+    int8, measured). Each model variant has its own bank: the same good tiles, embedded by
+    that variant. Quantization moves a tile's features by about as much as good tiles differ
+    from each other, but it moves similar tiles alike, so int8 queries against an int8 bank
+    keep the ranking where int8 queries against the float bank lost it (test AUROC 0.887 vs
+    0.931, docs/inspect.md). The cost is one (tiles x 128) @ (128 x bank) product.
     """
 
     KIND = "nearest-good"
@@ -258,17 +261,22 @@ class NearestGood:
         return (1.0 - (unit_rows(f) @ self.bank.T).max(1)).astype(np.float64)
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle) -> NearestGood | None:
-        """The bundle's head (``output.head``), or None when the model's last output is the score."""
+    def from_bundle(cls, bundle: Bundle, variant: str | None = None) -> NearestGood | None:
+        """The head (``output.head``) for ``variant`` (default: the bundle's default variant),
+        or None when the model's last output is the score."""
         head = bundle.output.get("head")
         if not head:
             return None
         if head.get("kind") != cls.KIND:
             raise BundleError(f"{bundle.path}: unknown inspection head {head.get('kind')!r}")
+        name = bundle.variant(variant).name
+        bank = (head.get("banks") or {}).get(name)
+        if bank is None:
+            raise BundleError(f"{bundle.path}: no memory bank for variant {name}")
         try:
-            return cls(np.load(bundle.file(head["bank"]), allow_pickle=False))
+            return cls(np.load(bundle.file(bank), allow_pickle=False))
         except (OSError, ValueError) as e:
-            raise BundleError(f"{bundle.path}: memory bank {head['bank']}: {e}") from e
+            raise BundleError(f"{bundle.path}: memory bank {bank}: {e}") from e
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -366,8 +374,8 @@ class InspectApp:
         self.bundle = bundle
         self.cfg = TileConfig.from_config(bundle.config)
         self.model = load_model(bundle, variant, threads=threads)
-        self.head = NearestGood.from_bundle(bundle)
         self.variant = variant or bundle.variant(None).name
+        self.head = NearestGood.from_bundle(bundle, self.variant)
         per_variant = bundle.thresholds.get("per_variant") or {}
         thr = (
             threshold
