@@ -7,7 +7,7 @@ network learns on exactly the crops the device will give it. Some identities are
 training entirely: the unknown-person threshold is calibrated on them (probe vs. enrolled
 templates of *other* people) for a target false-accept rate and stored in the bundle.
 
->>> # edgewise train face --data $EDGEWISE_DATA --out face.bundle --epochs 40
+>>> # edgewise train face --data $EDGEWISE_DATA --out face.bundle --epochs 90
 """
 
 from __future__ import annotations
@@ -287,7 +287,7 @@ def _pair_auc(out: np.ndarray, x: np.ndarray, y: np.ndarray | None) -> float:
     return auroc(s[iu], same.astype(int))
 
 
-def train_embedding(train: FaceData, val: FaceData | None = None, *, epochs: int = 40, batch: int = 32,
+def train_embedding(train: FaceData, val: FaceData | None = None, *, epochs: int = 90, batch: int = 32,
                     dim: int = 128, width: float = 1.0, lr: float = 3e-3, margin: float = 0.35, seed: int = 0,
                     threads: int = 2, augmentation: str = "strong", quiet: bool = False
                     ) -> tuple[Any, dict[str, list[float]]]:
@@ -343,7 +343,7 @@ def split_identities(d: FaceData, n_holdout: int, seed: int = 0) -> tuple[FaceDa
     return take(tr_ids), take(ho_ids)
 
 
-def train_face(data: str | Path, out: str | Path, *, epochs: int = 40, far: float = 0.001,
+def train_face(data: str | Path, out: str | Path, *, epochs: int = 90, far: float = 0.001,
                holdout: int = 30, seed: int = 0, threads: int = 2, detector_model: str | Path | None = None,
                people: list[str | Path] | None = None, variants: list[str] | None = None,
                width: float = 1.0, size: int = SIZE, sets: list[str] | None = None, margin: float = 0.35,
@@ -543,7 +543,7 @@ def train_main(argv: list[str]) -> int:
         description="Train the face embedding network on the .mat face sets (+ person/*.jpg trees), "
         "calibrate the unknown threshold on held-out identities, write a bundle with int8.",
         epilog="example:\n  nice -n 10 edgewise train face --data $EDGEWISE_DATA --out face.bundle \\\n"
-        "      --epochs 40",
+        "      --epochs 90 --threads 1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", help="datasets folder with faces/extra (default $EDGEWISE_DATA)")
@@ -552,7 +552,9 @@ def train_main(argv: list[str]) -> int:
                    help="no training: copy BUNDLE to --out with its unknown thresholds re-derived (every "
                    "--tta mode x FAR) on the identities it held out of its training")
     p.add_argument("--people", action="append", help="extra person/*.jpg tree (repeatable)")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=90,
+                   help="90 is the delivered recipe (about 30 min at 1 thread on a 2-core x86; "
+                   "chosen on held-out identities, docs/face.md)")
     p.add_argument("--far", type=float, default=0.001,
                    help="target false-accept rate for the unknown threshold")
     p.add_argument("--holdout", type=int, default=30, help="identities kept out of training for calibration")
