@@ -43,6 +43,7 @@ from edgewise.edge.apps.inspect import (
     image_score,
     make_tiles,
     overlay,
+    predict_rows,
     prepare_part,
     score_tiles,
     unit_rows,
@@ -699,28 +700,30 @@ def train_inspect(
 
     bundle = load_bundle(res.path)
     banks: dict[str, np.ndarray] = {}
-    if head is not None:  # every variant's bank is its own features of the kept tiles
-        x_pool = pool.astype(np.float32)[..., None] / 255.0
-        for name in bundle.variants:
-            m = load_model(bundle, name, threads=cfg.threads)
-            banks[name] = unit_rows(
-                np.concatenate([m.predict(x_pool[i : i + 256]) for i in range(0, len(x_pool), 256)])
-            )
-            m.close()
+    x_pool = pool.astype(np.float32)[..., None] / 255.0 if head is not None else None
     per_variant: dict[str, Any] = {}
     variant_scores: dict[str, dict[str, np.ndarray]] = {}
     for name in bundle.variants:
-        if not name.startswith("tflite_") or name not in ("tflite_float32", "tflite_int8"):
+        scored = name in ("tflite_float32", "tflite_int8")
+        if x_pool is None and not scored:
             continue
         m = load_model(bundle, name, threads=cfg.threads)
-        vhead = NearestGood(banks[name]) if head is not None else None
+        try:
+            vhead = None
+            if x_pool is not None:  # every variant's bank is its own features of the kept tiles
+                banks[name] = unit_rows(predict_rows(m, x_pool, batch=256))
+                vhead = NearestGood(banks[name])
+            if scored:  # the device's scoring
 
-        def fn(b: np.ndarray, m: Any = m, vhead: Any = vhead) -> np.ndarray:  # the device's scoring
-            return score_tiles(m, b, batch=len(b), head=vhead)
+                def fn(b: np.ndarray, m: Any = m, vhead: Any = vhead) -> np.ndarray:
+                    return score_tiles(m, b, batch=len(b), head=vhead)
 
-        sv, _ = image_scores(fn, val_tiles, batch=256, top_k=cfg.top_k)
-        st, st_tiles = image_scores(fn, test_tiles, batch=256, top_k=cfg.top_k)
-        m.close()
+                sv, _ = image_scores(fn, val_tiles, batch=256, top_k=cfg.top_k)
+                st, st_tiles = image_scores(fn, test_tiles, batch=256, top_k=cfg.top_k)
+        finally:
+            m.close()
+        if not scored:
+            continue
         if cfg.mode == "good-only":  # threshold from the good validation parts only
             good_v = sv[y_val == 0]
             op = operating_point(good_v, np.zeros(len(good_v)), cfg.recall, cfg.false_alarm)
@@ -775,8 +778,9 @@ def train_inspect(
     w = reopen(res.path)
     w.meta["thresholds"] = thresholds
     for name, bank in banks.items():
-        w.add_bytes(MEMORY_FILE.format(variant=name), _npy(bank))
-        w.meta["output"]["head"].setdefault("banks", {})[name] = MEMORY_FILE.format(variant=name)
+        file = MEMORY_FILE.format(variant=name)
+        w.add_bytes(file, _npy(bank))
+        w.meta["output"]["head"].setdefault("banks", {})[name] = file
     if head is None:
         w.meta["evaluation"]["threshold"] = 0.0  # tile-level parity decisions (logit 0 = P 0.5)
     w.finish()

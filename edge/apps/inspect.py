@@ -43,6 +43,7 @@ __all__ = [
     "prepare_part",
     "score_map",
     "score_tiles",
+    "predict_rows",
     "NearestGood",
     "unit_rows",
     "overlay",
@@ -284,15 +285,20 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def score_tiles(model: Any, x: np.ndarray, batch: int = 8, head: NearestGood | None = None) -> np.ndarray:
-    """Defect logit or anomaly score of every tile: the last output column, or ``head``
-    applied to the outputs (features) when the bundle has one.
+def predict_rows(model: Any, x: np.ndarray, batch: int = 8) -> np.ndarray:
+    """The model's outputs for every tile, one row each, computed ``batch`` tiles at a time.
 
     Small batches: activations of a few 64x64 tiles stay in cache, measured faster on XNNPACK
     than one batch of all tiles (and than one tile at a time).
     """
     outs = [np.asarray(model.predict(x[i : i + batch])) for i in range(0, len(x), batch)]
-    y = np.concatenate(outs).reshape(len(x), -1)
+    return np.concatenate(outs).reshape(len(x), -1)
+
+
+def score_tiles(model: Any, x: np.ndarray, batch: int = 8, head: NearestGood | None = None) -> np.ndarray:
+    """Defect logit or anomaly score of every tile: the last output column, or ``head``
+    applied to the outputs (features) when the bundle has one."""
+    y = predict_rows(model, x, batch)
     return head(y) if head is not None else y[:, -1].astype(np.float64)
 
 
