@@ -21,7 +21,6 @@ recognition of new people from a few photos.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from edgewise.edge.apps.face import (
     FaceEmbedder,
     YuNetDetector,
     bundle_tta,
+    detector_model_path,
     face_crop,
     face_crops,
     l2n,
@@ -526,17 +526,17 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def bench_main(argv: list[str]) -> int:
+    from edgewise.edge.cliargs import Parser, add_json, add_quiet, emit_json, fail
     from edgewise.train.data import data_root
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="edgewise bench face",
         description="Reproduce the classic Pi face table on ORL (unseen identities) and measure open-set "
         "figures and total time per face.",
         epilog="example:\n  edgewise bench face --data $EDGEWISE_DATA --bundle face.bundle --out bench_face",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", help="datasets folder with faces/orl (default $EDGEWISE_DATA)")
-    p.add_argument("--bundle", required=True)
+    p.add_argument("--bundle", required=True, help="face embedding bundle directory or .zip")
     p.add_argument("--out", default="bench_face", help="output folder (JSON, Markdown, ROC)")
     p.add_argument("--detector-model",
                    help="YuNet .onnx (default DATA/models/face_detection/yunet_n_320_320.onnx)")
@@ -544,22 +544,30 @@ def bench_main(argv: list[str]) -> int:
     p.add_argument("--repeats", type=int, default=10, help="random draws of the 6-person protocol")
     p.add_argument("--p0", type=float, default=0.85,
                    help="probability threshold of the closed-set classifier")
-    p.add_argument("--iterations", type=int, default=50)
+    p.add_argument("--iterations", type=int, default=50, help="timed faces per thread count")
     p.add_argument("--quick", action="store_true", help="3 draws, 15 timing iterations")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the protocol draws")
+    add_json(p)
+    add_quiet(p)
     a = p.parse_args(argv)
+    try:
+        threads = [int(t) for t in a.threads.split(",") if t.strip()]
+    except ValueError:
+        p.error(f"--threads must be comma-separated integers, got '{a.threads}'")
+    if not Path(a.bundle).exists():
+        return fail("edgewise bench face", f"{a.bundle}: no such bundle")
     try:
         data = data_root(a.data)
         if data is None:
             raise ValueError("no data: pass --data DIR or set EDGEWISE_DATA (needs faces/orl)")
-        det = Path(a.detector_model or data / "models/face_detection/yunet_n_320_320.onnx")
-        if not det.is_file():
-            raise ValueError(f"{det}: YuNet model not found (--detector-model)")
+        det = detector_model_path("yunet", a.detector_model, data)
+        if det is None or not det.is_file():
+            raise ValueError(f"{det}: YuNet model file not found (--detector-model)")
         r = bench_face(data, Path(a.bundle), Path(a.out), detector_model=det,
-                       threads=[int(t) for t in a.threads.split(",")], repeats=3 if a.quick else a.repeats,
+                       threads=threads, repeats=3 if a.quick else a.repeats,
                        p0=a.p0, iterations=15 if a.quick else a.iterations, seed=a.seed)
     except ValueError as e:
-        print(f"error: {e}")
-        return 2
-    print(markdown(r))
+        return fail("edgewise bench face", e)
+    if not emit_json(r, a.json):
+        print(markdown(r))
     return 0

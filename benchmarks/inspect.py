@@ -12,7 +12,6 @@ ratio. All figures of one bundle come from one run on one host.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from edgewise.edge.apps.inspect import NearestGood, TileConfig, image_score, prepare_part, score_tiles
 from edgewise.edge.backends import load_model
 from edgewise.edge.bundle import load_bundle
+from edgewise.edge.cliargs import Parser, add_json, add_quiet, emit_json
 from edgewise.edge.metrics import auroc, percentiles
 from edgewise.edge.progress import log
 from edgewise.edge.sources.files import read_image
@@ -226,31 +226,37 @@ def bench_markdown(result: dict[str, Any]) -> str:
 
 
 def bench_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="edgewise bench inspect",
         description="Image-level AUROC, recall/precision at the bundle threshold, int8 vs float32, "
         "and full-image latency (all tiles) of inspection bundles on their held-out test split.",
         epilog="example:\n  edgewise bench inspect --bundle mt_sup.bundle --bundle mt_good.bundle "
         "--out bench_inspect",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--bundle", action="append", required=True, help="inspection bundle (repeatable)")
     p.add_argument("--data", help="dataset folder, if it moved since training")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     p.add_argument("--max-images", type=int, default=60, help="test images timed per cell")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="timing passes over the timed images")
     p.add_argument("--out", help="folder for inspect_bench.json and inspect_bench.md")
-    p.add_argument("--quiet", action="store_true")
+    add_json(p)
+    add_quiet(p)
     a = p.parse_args(argv)
     try:
         threads = [int(t) for t in a.threads.split(",") if t.strip()]
     except ValueError:
         p.error(f"--threads must be comma-separated integers, got '{a.threads}'")
+    if not threads or min(threads) < 1 or a.max_images < 1 or a.repeats < 1:
+        p.error("--threads, --max-images and --repeats must be at least 1")
+    for b in a.bundle:
+        if not Path(b).exists():
+            raise FileNotFoundError(f"{b}: no such bundle")
     res = bench_bundles(
         a.bundle, a.data, threads=threads, max_images=a.max_images, repeats=a.repeats, quiet=a.quiet
     )
     md = bench_markdown(res)
-    print(md)
+    if not emit_json(res, a.json):
+        print(md)
     if a.out:
         o = Path(a.out)
         o.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,6 @@ Every result carries the host and thread count. JSON and Markdown out.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -39,6 +38,7 @@ from edgewise.edge.apps.vibration import (
 )
 from edgewise.edge.backends import load_model
 from edgewise.edge.bundle import Bundle, load_bundle
+from edgewise.edge.cliargs import Parser, add_json, add_quiet, emit_json, fail
 from edgewise.edge.metrics import auroc
 from edgewise.edge.pipeline import Frame
 from edgewise.edge.progress import log
@@ -402,31 +402,52 @@ def _targets(r: dict[str, Any]) -> dict[str, Any]:
     return t
 
 
+def _runnable_variants(bundle: Any, requested: str | None) -> list[str]:
+    """Variants to measure: named ones must all run here; by default missing runtimes are skipped."""
+    from edgewise.edge.backends import runtime_missing
+
+    names = [v for v in (requested or ",".join(DEFAULT_VARIANTS)).split(",") if v]
+    keep = []
+    for n in names:
+        if requested and n not in bundle.variants:
+            raise ValueError(f"--variants: '{n}' is not in {bundle.path} (has {', '.join(bundle.variants)})")
+        why = runtime_missing(bundle.variants[n].backend) if n in bundle.variants else None
+        if why and requested:
+            raise ImportError(f"{n}: {why}")
+        if why:
+            log(f"{n}: skipped, {why}", quiet=False)
+            continue
+        keep.append(n)
+    return keep
+
+
 def bench_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="edgewise bench vibration",
         description="Detection per fault file (int8 / float32 / ONNX int8 / baseline) in the edge runtime, "
         "detection vs window length, and edge cost per window on one core.",
         epilog="example:\n  edgewise bench vibration --bundle vib.bundle --data $EDGEWISE_DATA "
         "--json bench.json --md bench.md",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--bundle", required=True)
+    p.add_argument("--bundle", required=True, help="vibration bundle directory or .zip")
     p.add_argument("--data", help="datasets folder for the detection figures (default $EDGEWISE_DATA)")
-    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
+    p.add_argument("--variants", help="comma-separated variants; refused if one cannot run here (default: "
+                   f"{','.join(DEFAULT_VARIANTS)}, skipping those whose runtime is not installed)")
     p.add_argument("--iterations", type=int, default=2000, help="timed windows per variant")
     p.add_argument("--cpu", type=int, default=0, help="CPU to pin the cost timing to (-1: no pinning)")
-    p.add_argument("--json", help="write the results as JSON here")
+    add_json(p)
     p.add_argument("--md", help="write the Markdown table here")
+    add_quiet(p)
     a = p.parse_args(argv)
+    if a.iterations < 1:
+        p.error(f"--iterations {a.iterations}: must be at least 1")
     try:
         bundle = load_bundle(a.bundle)
         if bundle.app != "vibration":
             raise ValueError(f"{a.bundle}: app is '{bundle.app}', not a vibration bundle")
-    except ValueError as e:
-        print(f"edgewise bench vibration: {e}", file=sys.stderr)
-        return 2
-    variants = [v for v in a.variants.split(",") if v]
+        variants = _runnable_variants(bundle, a.variants)
+    except (ValueError, ImportError) as e:
+        return fail("edgewise bench vibration", e)
     data = a.data or os.environ.get("EDGEWISE_DATA")
     r: dict[str, Any] = {
         "host": {**host_info(), "loadavg_at_start": os.getloadavg()},
@@ -454,11 +475,8 @@ def bench_main(argv: list[str]) -> int:
     r["loadavg_cost"] = [round(x, 2) for x in os.getloadavg()]
     r["targets"] = _targets(r)
     md = bench_markdown(r)
-    print(md)
-    if a.json:
-        Path(a.json).write_text(
-            json.dumps(r, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
-        )
+    if not emit_json(r, a.json):
+        print(md)
     if a.md:
         Path(a.md).write_text(md)
     return 0

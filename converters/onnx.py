@@ -29,6 +29,9 @@ def to_onnx(model: Any, opset: int = OPSET) -> bytes:
     import tensorflow as tf
     import tf2onnx
 
+    from edgewise.edge.progress import quiet_loggers
+
+    quiet_loggers(("tf2onnx",))  # its graph optimiser reports every pass at INFO
     spec = _signature(model)
     try:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)

@@ -14,6 +14,7 @@ import json
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import numpy as np
 
 from edgewise.edge.backends import open_model
 from edgewise.edge.bundle import BundleWriter, Variant, reopen
-from edgewise.edge.progress import log, progress
+from edgewise.edge.progress import log, native_stderr, progress
 
 from .parity import DEFAULT_TOLERANCES, Decider, Tolerance, compare, parity_markdown
 
@@ -119,7 +120,9 @@ def build_bundle(
         t0 = time.monotonic()
         chatter = io.StringIO()  # TF prints its SavedModel signature; keep stdout for --json
         try:
-            with contextlib.redirect_stdout(chatter):
+            with contextlib.redirect_stdout(chatter), native_stderr(), warnings.catch_warnings():
+                # int8 with float statistics from the representative set, by design (see .tflite)
+                warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
                 data = _convert(model, fmt, precision, calib_x, onnx_f32)
         except Exception:
             sys.stderr.write(chatter.getvalue()[-4000:])

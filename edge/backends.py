@@ -13,6 +13,7 @@ never pulls in TensorFlow unless LiteRT itself is missing and TensorFlow is the 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -21,8 +22,35 @@ from typing import Any
 import numpy as np
 
 from .bundle import Bundle, BundleError
+from .progress import native_stderr
 
-__all__ = ["Model", "LiteRTModel", "OnnxModel", "open_model", "load_model", "litert_interpreter"]
+__all__ = [
+    "Model", "LiteRTModel", "OnnxModel", "open_model", "load_model", "litert_interpreter", "runtime_missing",
+]
+
+LITERT_MISSING = "LiteRT not installed: pip install ai-edge-litert (or tflite-runtime on Python <= 3.11)"
+ONNX_MISSING = "ONNX Runtime not installed: pip install 'edgewise[onnx]'"
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module set to None
+        return False
+
+
+def runtime_missing(backend: str) -> str | None:
+    """Why ``backend`` cannot run on this machine ("ONNX Runtime not installed: pip ..."), or None.
+
+    Looks the runtime up without importing it, so a report can skip a variant (or a command
+    refuse one the user asked for) before any work is done.
+    """
+    if backend == "onnxruntime":
+        return None if _installed("onnxruntime") else ONNX_MISSING
+    if backend == "litert":
+        found = any(_installed(m) for m in ("ai_edge_litert", "tflite_runtime", "tensorflow"))
+        return None if found else LITERT_MISSING
+    return None
 
 
 def litert_interpreter():
@@ -42,10 +70,7 @@ def litert_interpreter():
     try:  # last resort, on a workstation only: the device never has TensorFlow
         return importlib.import_module("tensorflow").lite.Interpreter
     except ImportError:
-        raise ImportError(
-            "no LiteRT runtime found: pip install ai-edge-litert "
-            "(or tflite-runtime on Python <= 3.11)"
-        ) from None
+        raise ImportError(LITERT_MISSING) from None
 
 
 # np.iinfo costs microseconds per call: on the per-frame path that is measurable
@@ -141,8 +166,11 @@ class LiteRTModel(Model):
     def _load(self) -> None:
         Interpreter = litert_interpreter()
         try:
-            self._it = Interpreter(model_path=str(self.path), num_threads=self.threads)
-            self._it.allocate_tensors()
+            # LiteRT announces its XNNPACK delegate from C++ on fd 2 at the first allocation, once
+            # per model opened; the line is kept here (``runtime_log``) and shown only with -v
+            with native_stderr() as self.runtime_log:
+                self._it = Interpreter(model_path=str(self.path), num_threads=self.threads)
+                self._it.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ValueError(f"{self.path}: not a loadable TFLite model ({msg})") from None
@@ -208,9 +236,7 @@ class OnnxModel(Model):
         try:
             import onnxruntime as ort
         except ImportError:
-            raise ImportError(
-                "ONNX Runtime is not installed: pip install 'edgewise[onnx]'"
-            ) from None
+            raise ImportError(ONNX_MISSING) from None
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1

@@ -35,6 +35,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import shlex
 import shutil
 import socket
@@ -138,7 +139,7 @@ def build_wheel(out_dir: Path) -> Path:
     """
     src = Path(__file__).resolve().parents[1]
     if not (src / "setup.cfg").exists() or not (src / "edge").is_dir():
-        raise DeployError(f"no edgewise source tree at {src} to build a wheel from; pass --wheel FILE")
+        return wheel_from_installed(out_dir)  # pip-installed: no source tree, repack what is installed
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     with tempfile.TemporaryDirectory(prefix="edgewise-src-") as tmp:
         t = Path(tmp)
@@ -160,6 +161,73 @@ def build_wheel(out_dir: Path) -> Path:
     if not wheels:
         raise DeployError(f"building the edgewise wheel produced nothing in {out_dir}")
     return wheels[-1]
+
+
+# dist-info files that describe one installation, not the package: never part of a wheel
+_INSTALL_ONLY = {"INSTALLER", "REQUESTED", "RECORD", "direct_url.json"}
+WHEEL_HOWTO = ("python -m pip wheel --no-deps -w dist . (in an edgewise checkout), "
+               "then --wheel dist/edgewise-*.whl")
+
+
+def _installed_dist() -> Any:
+    """The installed distribution this very module was loaded from (not any other copy on the path)."""
+    from importlib import metadata
+
+    here = Path(__file__).resolve()
+    for dist in metadata.distributions(name="edgewise"):
+        try:
+            if Path(dist.locate_file("edgewise/edge/deploy.py")).resolve() == here:
+                return dist
+        except OSError:
+            continue
+    return None
+
+
+def wheel_from_installed(out_dir: Path) -> Path:
+    """Repack the installed edgewise (its files in site-packages and its dist-info) as a wheel.
+
+    A pip-installed edgewise has no source tree to build from, but its installed files are the
+    wheel it came from: the package files byte for byte, the metadata, a fresh RECORD. Files that
+    were edited after installation (hash differs from the installed RECORD) are reported."""
+    import zipfile
+
+    dist = _installed_dist()
+    if dist is None:
+        raise DeployError(f"edgewise runs from neither a source tree nor an installed wheel: {WHEEL_HOWTO}")
+    files = [f for f in dist.files or [] if f.parts[0] != ".." and "__pycache__" not in f.parts]
+    info = next((f.parts[0] for f in files if f.parts[0].endswith(".dist-info")), None)
+    if info is None or not any(f.parts[0] == "edgewise" for f in files):
+        raise DeployError(f"the installed edgewise lists no package files to repack: {WHEEL_HOWTO}")
+    wheel_meta = dist.read_text("WHEEL") or ""
+    tag = next((ln.split(":", 1)[1].strip() for ln in wheel_meta.splitlines() if ln.startswith("Tag:")),
+               "py3-none-any")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"edgewise-{dist.version}-{tag}.whl"
+    record: list[str] = []
+    changed: list[str] = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(files, key=str):
+            name = str(f.as_posix())
+            if f.suffix == ".pyc" or (f.parts[0] == info and f.name in _INSTALL_ONLY):
+                continue
+            data = Path(dist.locate_file(f)).read_bytes()
+            digest = hashlib.sha256(data).digest()
+            if f.hash is not None and f.hash.mode == "sha256" and f.hash.value != _b64(digest):
+                changed.append(name)
+            z.writestr(name, data)
+            record.append(f"{name},sha256={_b64(digest)},{len(data)}")
+        record.append(f"{info}/RECORD,,")
+        z.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+    if changed:
+        log.warning("installed edgewise files edited since installation, shipped as they are now: %s",
+                    ", ".join(changed[:5]))
+    return path
+
+
+def _b64(digest: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 @dataclass
@@ -349,6 +417,47 @@ def _base_expr(remote_dir: str) -> str:
     return shlex.quote(remote_dir)
 
 
+# The device's own numpy, asked of the interpreter that creates the venv: apt's compiled Python
+# packages (python3-picamera2, simplejpeg) are built against it, and a numpy of another ABI
+# inside a --system-site-packages venv breaks them ("numpy.dtype size changed").
+NUMPY_PROBE = "import numpy; print(numpy.__version__)"
+CONSTRAINTS_FILE = "edgewise-constraints.txt"
+_VERSION = re.compile(r"\d+(\.\d+)+([.+-]?[A-Za-z0-9.+]*)?")
+
+
+def numpy_constraint(probe_output: str) -> str | None:
+    """The pip constraint ``numpy==X`` for the system numpy the probe printed; None when the
+    system Python has no numpy (then pip may choose one: nothing apt-installed depends on it)."""
+    lines = probe_output.strip().splitlines()
+    version = lines[-1].strip() if lines else ""
+    return f"numpy=={version}" if _VERSION.fullmatch(version) else None
+
+
+def venv_recipe(venv: str, wheel: str, constraints: list[str], *, python: str = "python3",
+                pip_args: str = "", extras: str = "pi", no_deps: bool = False) -> str:
+    """The shell script that installs an edgewise wheel on a device (deploy and image builders).
+
+    It creates the venv once with ``--system-site-packages`` (apt's picamera2 stays visible),
+    writes ``constraints`` to ``VENV/edgewise-constraints.txt`` and installs with ``-c`` on it,
+    so pip never replaces the system numpy those apt packages were compiled against; the
+    dependency ranges of setup.cfg admit OpenCV and LiteRT releases that work with it.
+    ``venv`` and ``wheel`` are shell words (already quoted; ``wheel`` may be a glob).
+    """
+    cfile = f"{venv}/{CONSTRAINTS_FILE}"
+    pip = f"{venv}/bin/python -m pip install --disable-pip-version-check -q {pip_args}".rstrip()
+    text = "".join(f"{c}\n" for c in constraints)
+    make = f"{shlex.quote(python)} -m venv --system-site-packages {venv}"
+    script = (f"set -e\n"
+              f"if [ ! -x {venv}/bin/python ]; then {make}; fi\n"
+              f"printf %s {shlex.quote(text)} > {cfile}\n"
+              f"set -- {wheel}\n")
+    if not no_deps:
+        target = f'"$1[{extras}]"' if extras else '"$1"'
+        script += f"{pip} -c {cfile} {target}\n"
+    script += f'{pip} -c {cfile} --no-deps --force-reinstall "$1"\n'
+    return script
+
+
 class _HostDeploy:
     """The steps on one host; every method is one remote round trip (or a few)."""
 
@@ -377,19 +486,17 @@ class _HostDeploy:
                    f"mv -T {inc} {self.q}/releases/{rel.id}")
 
     def install(self, release: str) -> None:
-        """Create the venv once, then install the release's wheel into it."""
+        """Create the venv once, then install the release's wheel into it, pinned to the
+        device's own numpy (``venv_recipe``)."""
         c = self.cfg
-        venv = f"{self.q}/venv"
-        wheel = f"{self.q}/{release}/wheel/*.whl"
-        pip = f"{venv}/bin/python -m pip install --disable-pip-version-check -q {c.pip_args}".rstrip()
-        py = shlex.quote(c.python)
-        script = (f"if [ ! -x {venv}/bin/python ]; then {py} -m venv --system-site-packages {venv}; fi\n"
-                  f"set -- {wheel}\n")
-        if not c.no_deps:
-            extra = f'"$1[{c.extras}]"' if c.extras else '"$1"'
-            script += f"{pip} {extra}\n"
-        script += f'{pip} --no-deps --force-reinstall "$1"\n'
-        self.r.run("install wheel", script)
+        probe = self.r.run("probe numpy", f"{shlex.quote(c.python)} -c {shlex.quote(NUMPY_PROBE)} "
+                                          "2>/dev/null || true")
+        pin = numpy_constraint(probe)
+        log.info("%s: %s", self.r.host.label, f"pip constraint {pin} (the device's numpy)" if pin
+                 else "no system numpy on the device: no numpy constraint")
+        self.r.run("install wheel", venv_recipe(
+            f"{self.q}/venv", f"{self.q}/{release}/wheel/*.whl", [pin] if pin else [], python=c.python,
+            pip_args=c.pip_args, extras=c.extras, no_deps=c.no_deps))
 
     def smoke(self, release: str) -> dict[str, Any]:
         v = f" --variant {shlex.quote(self.cfg.variant)}" if self.cfg.variant else ""
@@ -573,10 +680,12 @@ inventory file: one 'user@host[:port] [identity=KEY]' per line, '#' comments.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from .cliargs import Parser, add_json, add_quiet
+
+    p = Parser(
         prog="edgewise deploy", description="Deploy a bundle and the edgewise runtime to Raspberry Pis "
         "over SSH: verified upload, atomic switch, venv, systemd service, health check, rollback.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
     )
     p.add_argument("bundle", nargs="?", help="bundle directory or .zip (not needed with --rollback)")
     p.add_argument("--host", action="append", default=[], help="user@host[:port]; repeat for several")
@@ -590,7 +699,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-args", help="arguments of 'edgewise run APP' in the service "
                    "(default for camera apps: --source picamera2 --jsonl= --log-every 60)")
     p.add_argument("--variant", help="model variant the service and the smoke test use")
-    p.add_argument("--wheel", help="use this edgewise wheel instead of building one from the source tree")
+    p.add_argument("--wheel", help="use this edgewise wheel (default: built from the source tree, or "
+                   "repacked from the installed edgewise when pip-installed)")
     p.add_argument("--python", default="python3", help="device interpreter that creates the venv")
     p.add_argument("--no-deps", action="store_true",
                    help="install only edgewise into the venv (dependencies already there, offline)")
@@ -610,12 +720,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave a release that fails its health check in place")
     p.add_argument("--keep", type=int, default=3, help="releases to keep per device (default 3)")
     p.add_argument("--jobs", type=int, default=8, help="hosts deployed in parallel (default 8)")
-    p.add_argument("--json", action="store_true", help="print results as JSON")
+    add_json(p, "the per-host results")
+    add_quiet(p)
     return p
 
 
 def deploy_main(argv: list[str]) -> int:
+    from .cliargs import emit_json
+
     a = build_parser().parse_args(argv)
+    if a.keep < 1 or a.jobs < 1 or a.health_wait < 0:
+        raise ValueError("--keep and --jobs must be at least 1, --health-wait at least 0")
+    if a.bundle and not a.rollback and not Path(a.bundle).exists():
+        raise FileNotFoundError(f"{a.bundle}: no such bundle")
     hosts = [parse_host(h, a.port, a.identity) for h in a.host]
     if a.inventory:
         hosts += read_inventory(a.inventory, a.port, a.identity)
@@ -654,9 +771,7 @@ def deploy_main(argv: list[str]) -> int:
                 results = list(ex.map(job, hosts))
         finally:
             shutil.rmtree(ctl, ignore_errors=True)
-    if a.json:
-        print(json.dumps([r.__dict__ for r in results], indent=2))
-    else:
+    if not emit_json([r.__dict__ for r in results], a.json):
         print(results_table(results))
     return 0 if all(r.ok for r in results) else 1
 

@@ -60,7 +60,12 @@ __all__ = [
 APT_PACKAGES = ("qemu-user-static", "binfmt-support", "debootstrap")
 DEFAULT_CACHE = "/var/cache/edgewise/pi-root"
 SUITE = "bookworm"  # Raspberry Pi OS Bookworm: Debian 12, Python 3.11
-DEBOOTSTRAP_INCLUDE = ("python3", "python3-venv", "python3-pip", "ca-certificates")
+# Debian's own numpy and a package compiled against it (scipy) stand in for Raspberry Pi OS's
+# apt-installed python3-picamera2/simplejpeg: the Pi-venv check proves a --system-site-packages
+# venv made by deploy's recipe keeps them importable.
+DEBOOTSTRAP_INCLUDE = (
+    "python3", "python3-venv", "python3-pip", "ca-certificates", "python3-numpy", "python3-scipy",
+)
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # The device's runtime packages, fetched on this machine as arm64 wheels for CPython 3.11.
 WHEEL_PACKAGES = ("numpy", "opencv-contrib-python-headless", "ai-edge-litert", "onnxruntime")
@@ -139,6 +144,151 @@ def cpuinfo_text(target: Target, cores: int = 4) -> str:
         "Serial\t\t: 0000000000000000\n"
         f"Model\t\t: {target.model}\n"
     )
+
+
+def possible_cpus(text: str) -> int:
+    """Number of CPUs in a ``/sys/devices/system/cpu/possible`` list such as ``0-3`` or ``0,2-5``.
+
+    The emulated Pi runs on this machine's cores, so its ``/proc/cpuinfo`` lists as many
+    processors as ``/sys`` says exist: LiteRT's cpuinfo reads both and they must agree.
+    """
+    n = 0
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        n += int(hi or lo) - int(lo) + 1
+    if n < 1:
+        raise ValueError(f"not a CPU list: {text!r}")
+    return n
+
+
+# Linux arm64 HWCAP bits (arch/arm64/include/uapi/asm/hwcap.h) that decide which kernels
+# XNNPACK and ONNX Runtime's MLAS pick: cpuinfo reads them with getauxval(AT_HWCAP), which
+# QEMU user mode answers from the emulated CPU model (not from /proc/cpuinfo).
+HWCAP_BITS = dict(enumerate(
+    "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm jscvt fcma "
+    "lrcpc dcpop sha3 sm3 sm4 asimddp sha512 sve asimdfhm dit uscat ilrcpc flagm ssbs sb paca "
+    "pacg".split()
+))
+HWCAP2_BITS = {1: "sve2", 13: "i8mm", 14: "bf16"}
+AT_HWCAP, AT_HWCAP2 = 16, 26
+
+
+def hwcap_features(auxv: bytes) -> list[str]:
+    """CPU features named by AT_HWCAP/AT_HWCAP2 in an arm64 process's ``/proc/self/auxv``."""
+    words = np.frombuffer(auxv[: len(auxv) // 16 * 16], dtype="<u8").reshape(-1, 2)
+    found: list[str] = []
+    for key, val in words:
+        table = {AT_HWCAP: HWCAP_BITS, AT_HWCAP2: HWCAP2_BITS}.get(int(key))
+        if table:
+            found += [name for bit, name in sorted(table.items()) if int(val) >> bit & 1]
+    return found
+
+
+# The features that change which int8/float kernels XNNPACK and MLAS select on arm64.
+KERNEL_FEATURES = ("asimd", "asimddp", "fphp", "asimdhp", "asimdfhm", "i8mm", "sve")
+
+
+def cpu_check(target: Target, facts: dict[str, Any]) -> dict[str, Any]:
+    """Does the emulated CPU offer the kernels' features exactly as the Pi does?
+
+    ``problems`` (each fails the verification): HWCAP unreadable, a kernel-relevant feature
+    the Pi has but the emulated CPU lacks or the other way round (the arm64 side would run
+    kernels the Pi does not: a Pi 5's Cortex-A76 has the dot product ``asimddp``, which int8
+    kernels use for SDOT; a Pi 4's Cortex-A72 has not), or no /sys in the root.
+    """
+    pi = set(target.features.split())
+    hw = facts.get("hwcap")
+    problems = []
+    if hw is None:
+        problems.append("cannot read the emulated CPU's HWCAP (/proc/self/auxv)")
+    else:
+        missing = [f for f in KERNEL_FEATURES if f in pi and f not in hw]
+        extra = [f for f in KERNEL_FEATURES if f in hw and f not in pi]
+        if missing:
+            problems.append(f"the emulated {target.qemu_cpu} lacks {' '.join(missing)}, which a "
+                            f"{target.model} has")
+        if extra:
+            problems.append(f"the emulated {target.qemu_cpu} has {' '.join(extra)}, which a "
+                            f"{target.model} has not")
+    if not facts.get("sys_cpus_possible"):
+        problems.append("no /sys in the root: LiteRT's cpuinfo cannot read the CPU topology")
+    return {"hwcap": hw, "cpuinfo_features": facts.get("cpuinfo_features"),
+            "sys_cpus_possible": facts.get("sys_cpus_possible"),
+            "dotprod": bool(hw and "asimddp" in hw), "dotprod_expected": "asimddp" in pi,
+            "problems": problems}
+
+
+# LiteRT applies no delegate but its default one, XNNPACK, when no ``experimental_delegates``
+# are passed (edge/backends.py passes none): every DELEGATE node is an XNNPACK partition.
+DELEGATE_OP = "DELEGATE"
+
+
+def delegation(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which of a LiteRT graph's nodes the default (XNNPACK) delegate took over.
+
+    ``nodes`` is ``Interpreter._get_ops_details()`` after ``allocate_tensors``: the model's
+    own nodes, then one DELEGATE node per delegated partition, whose inputs and outputs are
+    the partition's boundary tensors. The delegated nodes are those reached walking back from
+    a partition's outputs to its inputs; the rest run on LiteRT's built-in kernels.
+    """
+    delegates = [n for n in nodes if n["op_name"] == DELEGATE_OP]
+    own = {int(n["index"]): n for n in nodes if n["op_name"] != DELEGATE_OP}
+    producer = {int(t): i for i, n in own.items() for t in n["outputs"] if t >= 0}
+    covered: set[int] = set()
+    for d in delegates:
+        boundary = {int(t) for t in d["inputs"] if t >= 0}
+        stack = [int(t) for t in d["outputs"] if t >= 0]
+        while stack:
+            t = stack.pop()
+            p = producer.get(t)
+            if t in boundary or p is None or p in covered:
+                continue
+            covered.add(p)
+            stack += [int(i) for i in own[p]["inputs"] if i >= 0]
+    builtin = sorted({n["op_name"] for i, n in own.items() if i not in covered})
+    return {"delegate": "XNNPACK" if delegates else None, "partitions": len(delegates),
+            "nodes": len(own), "delegated": len(covered), "builtin_ops": builtin}
+
+
+def kernels_text(k: dict[str, Any] | None) -> str:
+    """One cell of the kernel table: ``XNNPACK 5/6 nodes (built-in: SOFTMAX)`` or the EP."""
+    if not k:
+        return "-"
+    if "error" in k:
+        return f"unknown ({k['error']})"
+    if k.get("runtime") == "onnxruntime":
+        return ", ".join(k.get("providers") or []) or "-"
+    if not k.get("delegate"):
+        return f"built-in reference kernels, {k['nodes']} nodes (no XNNPACK)"
+    rest = f" (built-in: {', '.join(k['builtin_ops'])})" if k.get("builtin_ops") else ""
+    return f"{k['delegate']} {k['delegated']}/{k['nodes']} nodes{rest}"
+
+
+def judge_kernels(backend: str, host: dict[str, Any] | None, arm: dict[str, Any] | None) -> list[str]:
+    """Reasons a variant's kernels disqualify the comparison (empty: the Pi's kernels ran).
+
+    A Pi runs TFLite models through XNNPACK; without it (LiteRT could not read the CPU's
+    topology) the emulated side would test kernels the device never runs, so that fails, and
+    so does a different delegation on the two sides (different kernels, different rounding).
+    """
+    if backend != "litert":
+        return []
+    reasons = []
+    for side, k in (("arm64", arm), ("this machine", host)):
+        if not k or "error" in k:
+            why = (k or {}).get("error", "no kernel report")
+            reasons.append(f"cannot tell whether XNNPACK ran on {side}: {why}")
+        elif not k.get("delegate"):
+            reasons.append(f"XNNPACK delegate not applied on {side}: LiteRT ran its built-in "
+                           "reference kernels, which a Pi does not run")
+    if reasons or arm is None or host is None:
+        return reasons
+    if (arm["delegated"], arm["nodes"]) != (host["delegated"], host["nodes"]):
+        reasons.append(f"XNNPACK took {arm['delegated']}/{arm['nodes']} nodes on arm64 but "
+                       f"{host['delegated']}/{host['nodes']} on this machine")
+    return reasons
 
 
 def _digest(parts: list[str] | tuple[str, ...]) -> str:
@@ -369,12 +519,48 @@ def run_variants(bundle_path: str | Path, names: list[str] | None, threads: int)
             continue
         try:
             outs = np.concatenate([model.predict(x[i : i + 32]) for i in range(0, len(x), 32)])
-            results[name] = {"status": "ran", "backend": v.backend, "outputs": outs}
+            results[name] = {"status": "ran", "backend": v.backend, "outputs": outs,
+                             "kernels": model_kernels(model)}
         except Exception as e:
             results[name] = {"status": "error", "reason": f"{type(e).__name__}: {e}", "outputs": None}
         finally:
             model.close()
     return results
+
+
+def model_kernels(model: Any) -> dict[str, Any]:
+    """The kernels a loaded model runs on: XNNPACK delegation (LiteRT) or execution providers
+    (ONNX Runtime), plus what the runtime said on stderr while loading (cpuinfo errors)."""
+    said = [ln.strip() for ln in getattr(model, "runtime_log", None) or []
+            if any(w in ln.lower() for w in ("cpuinfo", "error", "delegate"))]
+    try:
+        if getattr(model, "backend", None) == "onnxruntime":
+            k: dict[str, Any] = {"runtime": "onnxruntime", "providers": list(model._sess.get_providers())}
+        else:
+            k = {"runtime": "litert", **delegation(model._it._get_ops_details())}
+    except Exception as e:  # a private LiteRT API: say so rather than guess
+        k = {"runtime": getattr(model, "backend", None), "error": f"{type(e).__name__}: {e}"}
+    if said:
+        k["log"] = said[:5]
+    return k
+
+
+def _cpu_facts() -> dict[str, Any]:
+    """What the kernels' CPU detection sees: the emulated CPU's HWCAP (from the auxiliary
+    vector, which QEMU fills from its CPU model), the Features line of /proc/cpuinfo and the
+    CPUs /sys lists (missing /sys is what stops LiteRT's cpuinfo)."""
+    facts: dict[str, Any] = {"hwcap": None, "cpuinfo_features": None, "sys_cpus_possible": None}
+    if platform.machine() == "aarch64":
+        with contextlib.suppress(OSError):
+            facts["hwcap"] = hwcap_features(Path("/proc/self/auxv").read_bytes())
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("Features"):
+                facts["cpuinfo_features"] = line.split(":", 1)[1].split()
+                break
+    with contextlib.suppress(OSError):
+        facts["sys_cpus_possible"] = Path("/sys/devices/system/cpu/possible").read_text().strip()
+    return facts
 
 
 def runtime_facts() -> dict[str, Any]:
@@ -401,6 +587,7 @@ def runtime_facts() -> dict[str, Any]:
         except ImportError:
             feats = {}
     facts["cpu_features"] = sorted(k for k, on in feats.items() if on)
+    facts.update(_cpu_facts())
     return facts
 
 
@@ -567,26 +754,42 @@ def _debootstrap(root: Path, mirror: str, quiet: bool) -> None:
 
 def _umount_below(path: Path) -> None:
     """Unmount anything left mounted below ``path`` (only possible after a hard kill)."""
-    mounts = [ln.split()[1] for ln in Path("/proc/mounts").read_text().splitlines()]
-    for m in sorted((m for m in mounts if m.startswith(str(path) + "/")), reverse=True):
+    for m in sorted(mounts_below(path), reverse=True):
         subprocess.run(["umount", "-l", m], check=False)
+
+
+def mounts_below(path: Path) -> list[str]:
+    """Mount points below ``path`` in this machine's mount table (none after a verify)."""
+    mounts = [ln.split()[1] for ln in Path("/proc/mounts").read_text().splitlines()]
+    return [m for m in mounts if m.startswith(str(path).rstrip("/") + "/")]
+
+
+def _host_cpus() -> int:
+    try:
+        return possible_cpus(Path("/sys/devices/system/cpu/possible").read_text())
+    except (OSError, ValueError):
+        return os.cpu_count() or 1
 
 
 def _chroot(root: Path, target: Target, cmd: list[str], *, what: str, timeout: float = 3600,
             extra_env: dict[str, str] | None = None) -> str:
     """Run ``cmd`` in the root under emulation of ``target``'s CPU.
 
-    A private mount namespace holds /proc, /dev and the Pi's cpuinfo bind mount, so they
-    disappear with the process even if it is killed: nothing is left mounted on the host.
+    What LiteRT and ONNX Runtime probe is mounted as on a Pi: /proc (with the Pi's cpuinfo
+    bound over /proc/cpuinfo), /sys read-only (cpuinfo's CPU topology: without it LiteRT
+    creates no XNNPACK delegate and runs its reference kernels) and /dev with /dev/shm. They
+    live in a private mount namespace, so they disappear with the process even if it is
+    killed: nothing is ever mounted on this machine (``mounts_below`` checks it).
     """
     cpuinfo = root.parent / f"cpuinfo-{target.name}.txt"
-    text = cpuinfo_text(target)
+    text = cpuinfo_text(target, cores=_host_cpus())
     if not cpuinfo.exists() or cpuinfo.read_text() != text:
         cpuinfo.write_text(text)
     script = (
         'r="$1"; c="$2"; shift 2; '
         'mount -t proc proc "$r/proc" && mount --bind "$c" "$r/proc/cpuinfo" && '
-        'mount --bind /dev "$r/dev" && exec chroot "$r" "$@"'
+        'mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$r/sys" && '
+        'mount --rbind /dev "$r/dev" && exec chroot "$r" "$@"'
     )
     env = {
         "PATH": CHROOT_PATH, "HOME": "/root", "LANG": "C.UTF-8", "QEMU_CPU": target.qemu_cpu,
@@ -812,6 +1015,21 @@ def _fmt(v: Any, nd: int = 4) -> str:
     return str(v)
 
 
+def _cpu_lines(rep: dict[str, Any]) -> list[str]:
+    c = rep.get("cpu") or {}
+    hw = c.get("hwcap")
+    dot = ("yes (asimddp): int8 kernels can use SDOT" if c.get("dotprod")
+           else "no (no asimddp on this core)")
+    lines = [
+        f"  emulated CPU {rep['target']['qemu_cpu']}: HWCAP {' '.join(hw) if hw else '-'}; "
+        f"dot product {dot}",
+        f"  /proc/cpuinfo Features (the Pi's): {' '.join(c.get('cpuinfo_features') or []) or '-'}; "
+        f"/sys CPUs possible: {c.get('sys_cpus_possible') or 'none (no /sys)'}",
+    ]
+    lines += [f"  CPU check FAILED: {p}" for p in c.get("problems", [])]
+    return lines
+
+
 def _report_text(rep: dict[str, Any]) -> str:
     f = rep["arm64"]
     lines = [
@@ -820,6 +1038,7 @@ def _report_text(rep: dict[str, Any]) -> str:
         f"  arm64 runtime: numpy {f['versions'].get('numpy')}, ai-edge-litert "
         f"{f['versions'].get('ai-edge-litert')}, onnxruntime {f['versions'].get('onnxruntime')}; "
         f"CPU features seen: {' '.join(f.get('cpu_features', [])) or '-'}",
+        *_cpu_lines(rep),
         f"  compared with this machine ({rep['host']['machine']}, same edge runtime) on "
         f"{rep['samples']} evaluation samples of the bundle",
         "",
@@ -839,6 +1058,13 @@ def _report_text(rep: dict[str, Any]) -> str:
                          and r.get("min_cosine") is not None else []) + r.get("reasons", []))
             + " |"
         )
+    lines += ["", "| variant | kernels on this machine | kernels on arm64 (emulated) |", "|---|---|---|"]
+    for r in rep["variants"]:
+        k = r.get("kernels") or {}
+        lines.append(f"| {r['variant']} | {kernels_text(k.get('host'))} | {kernels_text(k.get('arm64'))} |")
+    said = dict.fromkeys(m for r in rep["variants"] for m in ((r.get("kernels") or {}).get("arm64") or {})
+                         .get("log", []) if "created tensorflow lite xnnpack" not in m.lower())
+    lines += [f"  arm64 runtime said: {m}" for m in said]
     app = rep.get("app")
     if app:
         if app.get("status") == "skipped":
@@ -859,7 +1085,9 @@ def _report_text(rep: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from .cliargs import Parser, add_json
+
+    p = Parser(
         prog="edgewise verify",
         description="Run every variant of a bundle on an emulated Raspberry Pi CPU (QEMU, arm64 "
         "Debian bookworm root) and compare its answers with this machine's. Needs root and "
@@ -867,8 +1095,7 @@ def build_parser() -> argparse.ArgumentParser:
         "3: this machine cannot emulate (not root, tools missing).",
         epilog="examples:\n"
         "  sudo edgewise verify digits.bundle --target pi4\n"
-        "  sudo edgewise verify vibration.bundle --target pi5 --app-source recording.csv --json",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "  sudo edgewise verify vibration.bundle --target pi5 --app-source recording.csv --json report.json",
     )
     p.add_argument("bundle", nargs="?", help="bundle directory or .zip")
     p.add_argument("--prepare", action="store_true",
@@ -898,26 +1125,30 @@ def build_parser() -> argparse.ArgumentParser:
                    "'--gallery people.db' (files named here are copied into the root)")
     p.add_argument("--app-frames", type=int, default=32, help="frames for the pipeline run")
     p.add_argument("--no-app", action="store_true", help="skip the end-to-end pipeline run")
-    p.add_argument("--mirror", default=os.environ.get("EDGEWISE_DEBIAN_MIRROR", DEFAULT_MIRROR))
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--mirror", default=os.environ.get("EDGEWISE_DEBIAN_MIRROR", DEFAULT_MIRROR),
+                   help="Debian mirror the emulated root is built from ($EDGEWISE_DEBIAN_MIRROR)")
+    add_json(p, "the report")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return p
 
 
 def verify_main(argv: list[str]) -> int:
+    from .cliargs import fail
+
     a = build_parser().parse_args(argv)
+    if a.threads < 1 or a.app_frames < 1:
+        return fail("edgewise verify", "--threads and --app-frames must be at least 1", EXIT_ERROR)
     try:
         return _verify(a)
     except EnvironmentProblem as e:
-        print(f"edgewise verify: cannot emulate a Raspberry Pi here: {e}", file=sys.stderr)
-        return EXIT_NO_EMULATION
+        return fail("edgewise verify", f"cannot emulate a Raspberry Pi here: {e}", EXIT_NO_EMULATION)
     except VerifyError as e:
-        print(f"edgewise verify: error: {e}", file=sys.stderr)
-        return EXIT_ERROR
+        return fail("edgewise verify", e, EXIT_ERROR)
 
 
 def _verify(a: argparse.Namespace) -> int:
     from .bundle import load_bundle
+    from .cliargs import emit_json
 
     t_start = time.monotonic()
     target = TARGETS[a.target]
@@ -983,6 +1214,7 @@ def _verify(a: argparse.Namespace) -> int:
         info = inside["variants"].get(n, {"status": "error", "reason": "no result from the root"})
         row: dict[str, Any] = {"variant": n, "backend": v.backend, "precision": v.precision}
         h = host_res[n]
+        row["kernels"] = {"host": h.get("kernels"), "arm64": info.get("kernels")}
         if info["status"] == "skipped":
             row.update(status="skipped", reasons=[f"runtime unavailable on arm64: {info['reason']}"])
         elif h["status"] != "ran":
@@ -1000,19 +1232,23 @@ def _verify(a: argparse.Namespace) -> int:
                     "host_agreement": kh["decision_agreement"], "arm64_agreement": ka["decision_agreement"],
                     "metric_keras": kh["metric_host"],
                 }
-            reasons = judge(row, v.precision, tol, rule["decision"])
+            reasons = judge_kernels(v.backend, h.get("kernels"), info.get("kernels"))
+            reasons += judge(row, v.precision, tol, rule["decision"])
             row.update(status="FAIL" if reasons else "pass", reasons=reasons)
         rows.append(row)
 
     failed = sum(r["status"] == "FAIL" for r in rows)
     if app_rep and app_rep.get("status") == "FAIL":
         failed += 1
+    cpu = cpu_check(target, inside["facts"])
+    failed += bool(cpu["problems"])
     rep = {
         "bundle": bundle.name,
         "bundle_path": str(a.bundle),
         "target": {"name": target.name, "qemu_cpu": target.qemu_cpu, "model": target.model},
         "host": {"machine": platform.machine(), "python": platform.python_version()},
         "arm64": inside["facts"],
+        "cpu": cpu,
         "samples": int(len(x)),
         "decision": rule["decision"],
         "threshold": rule["threshold"],
@@ -1032,7 +1268,8 @@ def _verify(a: argparse.Namespace) -> int:
     }
     if inside["facts"].get("machine") != "aarch64":
         raise VerifyError(f"the root ran on {inside['facts'].get('machine')}, not aarch64")
-    print(json.dumps(rep, indent=2) if a.json else _report_text(rep))
+    if not emit_json(rep, a.json):
+        print(_report_text(rep))
     return EXIT_DISAGREE if failed else EXIT_OK
 
 

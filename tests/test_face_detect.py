@@ -13,6 +13,7 @@ from edgewise.edge.apps.face import (
     align_face,
     canonical_points,
     decode_ultralight,
+    detector_model_path,
     face_crop,
     make_detector,
     nms,
@@ -106,13 +107,29 @@ def test_haar_fallback_finds_the_face_or_explains_how_to_get_it(frame):
     assert len(det.detect(frame)) >= 1
 
 
-def test_detector_errors_are_one_line(tmp_path):
-    with pytest.raises(ValueError, match="needs --detector-model"):
+def test_detector_errors_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("EDGEWISE_DATA", raising=False)
+    with pytest.raises(ValueError, match="needs --detector-model PATH"):
+        make_detector("yunet")
+    monkeypatch.setenv("EDGEWISE_DATA", str(tmp_path))  # a datasets folder without the model file
+    with pytest.raises(ValueError, match="model not found in the datasets folder; pass --detector-model"):
         make_detector("yunet")
     with pytest.raises(ValueError, match="unknown detector 'foo'"):
         make_detector("foo", "x")
     with pytest.raises(ValueError, match="YuNet model file not found"):
         make_detector("yunet", tmp_path / "none.onnx")
+
+
+def test_detector_model_comes_from_the_flag_else_the_datasets_folder(models, data_dir, tmp_path, monkeypatch):
+    """``run face``, ``enroll`` and ``bench face`` share this lookup: flag first, then EDGEWISE_DATA."""
+    monkeypatch.setenv("EDGEWISE_DATA", str(data_dir))
+    assert detector_model_path("yunet") == models / "yunet_n_320_320.onnx"
+    assert detector_model_path("ultralight").name == "ultra_light_rfb_320_without_postprocessing.tflite"
+    assert detector_model_path("yunet", tmp_path / "mine.onnx") == tmp_path / "mine.onnx"
+    with pytest.raises(ValueError, match="model not found"):  # an explicit --data wins over the variable
+        detector_model_path("yunet", data=tmp_path)
+    assert detector_model_path("haar") is None
+    assert isinstance(make_detector("yunet"), YuNetDetector)  # no --detector-model needed
 
 
 @pytest.mark.parametrize("kind", ["ultralight", "haar"])

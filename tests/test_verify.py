@@ -199,7 +199,8 @@ def test_command_exits_3_with_one_line_when_the_tools_are_missing(tmp_path):
     )
     assert p.returncode == 3, p.stderr
     lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("edgewise verify: cannot emulate a Raspberry Pi here:")
+    assert len(lines) == 1
+    assert lines[0].startswith("edgewise verify: error: cannot emulate a Raspberry Pi here:")
     assert ("needs root" in lines[0]) if os.geteuid() != 0 else ("qemu-aarch64-static not found" in lines[0])
     assert not (tmp_path / "cache").exists()
 
@@ -264,7 +265,7 @@ def test_int8_digits_bundle_agrees_on_emulated_cortex_a72(digits_bundle):
         pytest.skip("qemu-user-static is not installed")
     p = subprocess.run(
         [sys.executable, "-m", "edgewise.edge.cli", "verify", str(digits_bundle), "--target", "pi4",
-         "--variants", "tflite_int8", "--app-frames", "12", "--json", "--quiet"],
+         "--variants", "tflite_int8", "--app-frames", "12", "--json", "-", "--quiet"],
         capture_output=True, text=True, timeout=1800,
     )
     if p.returncode == 3:
@@ -274,10 +275,125 @@ def test_int8_digits_bundle_agrees_on_emulated_cortex_a72(digits_bundle):
     assert rep["arm64"]["machine"] == "aarch64"
     assert rep["arm64"]["qemu_cpu"] == "cortex-a72"
     assert rep["arm64"]["tensorflow_imported"] is False
+    assert rep["cpu"]["problems"] == [] and rep["cpu"]["sys_cpus_possible"]
     (row,) = rep["variants"]
     assert row["variant"] == "tflite_int8" and row["status"] == "pass"
+    assert row["kernels"]["arm64"]["delegate"] == "XNNPACK"  # the kernels a Pi runs, not the reference ones
+    assert row["kernels"]["arm64"]["delegated"] == row["kernels"]["host"]["delegated"] > 0
+    assert not verify.mounts_below(_cached_root()), "mounts left behind below the emulated root"
     assert 0 <= row["max_steps"] <= rep["tolerance"]["max_steps"]
     assert row["decision_agreement"] >= 0.95 and row["vs_keras"]["arm64_agreement"] >= 0.95
     app = rep["app"]
     assert app["status"] == "pass" and app["events"] == 12 and app["agree"] == 12
     assert app["tensorflow_imported"] is False and app["machine"] == "aarch64"
+
+
+# -- which kernels ran, and on what CPU -------------------------------------------------------
+
+
+def test_possible_cpu_lists_count_ranges_and_singles():
+    assert verify.possible_cpus("0-3\n") == 4
+    assert verify.possible_cpus("0\n") == 1
+    assert verify.possible_cpus("0,2-5") == 5
+    with pytest.raises(ValueError):
+        verify.possible_cpus("\n")
+
+
+def _auxv(hwcap: int, hwcap2: int = 0) -> bytes:
+    pairs = [(6, 4096), (verify.AT_HWCAP, hwcap), (verify.AT_HWCAP2, hwcap2), (0, 0)]
+    return np.array(pairs, dtype="<u8").tobytes()
+
+
+def test_hwcap_names_the_dot_product_bit_of_an_arm64_auxiliary_vector():
+    a76 = (1 << 0) | (1 << 1) | (1 << 9) | (1 << 10) | (1 << 20)  # fp asimd fphp asimdhp asimddp
+    assert verify.hwcap_features(_auxv(a76, 1 << 13)) == ["fp", "asimd", "fphp", "asimdhp", "asimddp", "i8mm"]
+    assert "asimddp" not in verify.hwcap_features(_auxv(0b11))
+
+
+def test_cpu_check_fails_when_the_emulated_core_lacks_or_adds_the_dot_product():
+    pi5, pi4 = verify.TARGETS["pi5"], verify.TARGETS["pi4"]
+    a76 = ["fp", "asimd", "fphp", "asimdhp", "asimddp"]
+    ok = verify.cpu_check(pi5, {"hwcap": a76, "sys_cpus_possible": "0-1"})
+    assert ok["problems"] == [] and ok["dotprod"] and ok["dotprod_expected"]
+    (p,) = verify.cpu_check(pi5, {"hwcap": ["fp", "asimd", "fphp", "asimdhp"], "sys_cpus_possible": "0-1"})[
+        "problems"]
+    assert p == "the emulated cortex-a76 lacks asimddp, which a Raspberry Pi 5 Model B Rev 1.0 has"
+    assert "has asimddp" in verify.cpu_check(pi4, {"hwcap": ["fp", "asimd", "asimddp"],
+                                                   "sys_cpus_possible": "0-1"})["problems"][0]
+    assert verify.cpu_check(pi4, {"hwcap": ["fp", "asimd"], "sys_cpus_possible": "0-1"})["problems"] == []
+    (p,) = verify.cpu_check(pi4, {"hwcap": ["fp", "asimd"], "sys_cpus_possible": None})["problems"]
+    assert p.startswith("no /sys in the root")
+
+
+def _node(i: int, op: str, ins: list[int], outs: list[int]) -> dict:
+    return {"index": i, "op_name": op, "inputs": np.array(ins), "outputs": np.array(outs)}
+
+
+def test_delegation_counts_the_nodes_each_partition_replaced_and_names_the_rest():
+    # conv(0)->pool(1)->softmax(2)->fc(3); XNNPACK took conv+pool and fc, softmax stayed built-in
+    nodes = [_node(0, "CONV_2D", [0, 1, -1], [2]), _node(1, "MAX_POOL_2D", [2], [3]),
+             _node(2, "SOFTMAX", [3], [4]), _node(3, "FULLY_CONNECTED", [4, 5], [6]),
+             _node(4, "DELEGATE", [0, 1], [3]), _node(5, "DELEGATE", [4, 5], [6])]
+    assert verify.delegation(nodes) == {"delegate": "XNNPACK", "partitions": 2, "nodes": 4,
+                                        "delegated": 3, "builtin_ops": ["SOFTMAX"]}
+    assert verify.delegation(nodes[:4]) == {"delegate": None, "partitions": 0, "nodes": 4,
+                                            "delegated": 0,
+                                            "builtin_ops": ["CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D",
+                                                            "SOFTMAX"]}
+
+
+def test_real_litert_graphs_report_xnnpack_or_its_absence(digits_bundle):
+    """On this machine LiteRT applies XNNPACK; without default delegates nothing is delegated."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    path = str(digits_bundle / "model_int8.tflite")
+    it = Interpreter(model_path=path, num_threads=1)
+    it.allocate_tensors()
+    d = verify.delegation(it._get_ops_details())
+    assert d["delegate"] == "XNNPACK" and d["partitions"] >= 1
+    assert 0 < d["delegated"] <= d["nodes"] and d["delegated"] + len(d["builtin_ops"]) <= d["nodes"]
+    it = Interpreter(model_path=path, num_threads=1,
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    assert verify.delegation(it._get_ops_details())["delegate"] is None
+    res = verify.run_variants(digits_bundle, ["tflite_int8", "onnx_int8"], threads=1)
+    assert res["tflite_int8"]["kernels"]["delegate"] == "XNNPACK"
+    assert res["onnx_int8"]["kernels"]["providers"] == ["CPUExecutionProvider"]
+
+
+def test_a_tflite_variant_without_xnnpack_fails_with_one_clear_reason():
+    xnn = {"runtime": "litert", "delegate": "XNNPACK", "partitions": 1, "nodes": 6, "delegated": 5,
+           "builtin_ops": ["SOFTMAX"]}
+    ref = {"runtime": "litert", "delegate": None, "partitions": 0, "nodes": 6, "delegated": 0,
+           "builtin_ops": ["CONV_2D"]}
+    assert verify.judge_kernels("litert", xnn, xnn) == []
+    assert verify.judge_kernels("litert", xnn, ref) == [
+        "XNNPACK delegate not applied on arm64: LiteRT ran its built-in reference kernels, "
+        "which a Pi does not run"]
+    assert verify.judge_kernels("litert", xnn, {**xnn, "delegated": 3}) == [
+        "XNNPACK took 3/6 nodes on arm64 but 5/6 on this machine"]
+    assert "cannot tell" in verify.judge_kernels("litert", xnn, {"error": "AttributeError: x"})[0]
+    assert verify.judge_kernels("onnxruntime", None, None) == []
+    assert verify.kernels_text(xnn) == "XNNPACK 5/6 nodes (built-in: SOFTMAX)"
+    assert verify.kernels_text(ref) == "built-in reference kernels, 6 nodes (no XNNPACK)"
+
+
+def test_the_root_sees_sys_and_as_many_pi_cores_as_this_machine_has(tmp_path, monkeypatch):
+    """The chroot script mounts /proc, /sys and /dev in a private namespace (checked by reading
+    the command it would run) and the Pi's cpuinfo lists this machine's CPU count."""
+    seen = {}
+
+    def fake_run(cmd, **kw):
+        seen["cmd"] = cmd
+        return ""
+
+    monkeypatch.setattr(verify, "_run", fake_run)
+    monkeypatch.setattr(verify, "_host_cpus", lambda: 3)
+    (tmp_path / "root").mkdir()
+    verify._chroot(tmp_path / "root", verify.TARGETS["pi5"], ["/bin/true"], what="t")
+    script = seen["cmd"][6]
+    assert seen["cmd"][:5] == ["unshare", "--mount", "--propagation", "private", "sh"]
+    assert 'mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$r/sys"' in script
+    assert 'mount -t proc proc "$r/proc"' in script and 'mount --rbind /dev "$r/dev"' in script
+    text = (tmp_path / "cpuinfo-pi5.txt").read_text()
+    assert _field(text, "processor") == ["0", "1", "2"]

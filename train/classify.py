@@ -100,20 +100,22 @@ def export_images(x: np.ndarray, folder: str | Path, limit: int = 100) -> Path:
 
 
 def train_main(argv: list[str]) -> int:
-    import argparse
+    from edgewise.edge.cliargs import Parser, add_quiet, require
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="edgewise train classify",
         description="Train the small digits CNN (scikit-learn's bundled 8x8 digits, real data) "
         "and write a bundle with all six variants.",
         epilog="example:\n  edgewise train classify --out digits.bundle --epochs 40",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", required=True, help="bundle directory")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--epochs", type=int, default=40, help="training epochs")
+    p.add_argument("--seed", type=int, default=0, help="random seed (weights, shuffling)")
+    add_quiet(p)
     a = p.parse_args(argv)
+    if a.epochs < 1:
+        p.error(f"--epochs {a.epochs}: must be at least 1")
+    require("tensorflow", "keras", "tf2onnx", "sklearn", what="training")
     _, res = train_digits(a.out, epochs=a.epochs, seed=a.seed, quiet=a.quiet)
     print((res.path / "report" / "parity.md").read_text())
     return 0

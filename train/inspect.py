@@ -49,11 +49,12 @@ from edgewise.edge.apps.inspect import (
     unit_rows,
 )
 from edgewise.edge.metrics import auroc, threshold_for_false_alarm, threshold_for_recall
-from edgewise.edge.progress import log
+from edgewise.edge.progress import Bar, debug, log
 from edgewise.edge.sources.files import read_image
 
 from .data.magnetic_tile import (
     GOOD,
+    FolderLayout,
     Sample,
     describe,
     load_inspection_dataset,
@@ -486,17 +487,21 @@ def _limit(split: dict[str, list[Sample]], n: int | None) -> dict[str, list[Samp
 
 
 def train_inspect(
-    data: str | Path, out: str | Path, cfg: InspectConfig, quiet: bool = False
+    data: str | Path | None, out: str | Path, cfg: InspectConfig, quiet: bool = False,
+    layout: FolderLayout | None = None,
 ) -> dict[str, Any]:
-    """Train, convert, choose the operating point, write the report; returns the metrics."""
+    """Train, convert, choose the operating point, write the report; returns the metrics.
+
+    The images are found (``layout``'s folders, else the layout under ``data``) before TensorFlow
+    is imported, so a wrong folder is reported in a second, not after the import."""
     from edgewise.converters import ConversionSpec, build_bundle
     from edgewise.converters.parity import Decider
 
     from .keras_utils import tf_setup
 
     t_start = time.monotonic()
+    samples = load_inspection_dataset(data, layout)
     keras = tf_setup(cfg.seed, threads=cfg.threads)
-    samples = load_inspection_dataset(data)
     split = _limit(split_samples(samples, cfg.seed), cfg.limit)
     log(
         f"inspect[{cfg.mode}]: data {describe(samples)}; split train/val/test = "
@@ -549,6 +554,7 @@ def train_inspect(
         else None
     )
     hard = np.zeros((0, cfg.tile, cfg.tile), np.uint8)
+    bar = Bar(cfg.epochs, f"inspect[{cfg.mode}] epochs", quiet=quiet, verbose_lines=True)
     for ep in range(cfg.epochs):
         lr = cfg.lr * 0.5 * (1 + np.cos(np.pi * ep / cfg.epochs))
         model.optimizer.learning_rate.assign(lr)
@@ -558,7 +564,7 @@ def train_inspect(
             sg = sg.ravel()
             top = np.argsort(-sg)[: cfg.hard_negatives]
             hard = good_tiles[top[sg[top] >= -1.5]]  # logit -1.5 = P 0.18
-            log(f"inspect[{cfg.mode}] hard negatives: {len(hard)} good tiles with P >= 0.18", quiet=quiet)
+            debug(f"inspect[{cfg.mode}] hard negatives: {len(hard)} good tiles with P >= 0.18")
         if cfg.mode == "supervised":
             x, y = sample_crops(train_imgs, cfg, rng)
             if len(hard):
@@ -583,22 +589,20 @@ def train_inspect(
         )
         for k in ("loss", "acc", "val_loss", "val_acc"):
             history[k].append(float(h.history[k][0]))
-        msg = (
-            f"inspect[{cfg.mode}] epoch {ep + 1}/{cfg.epochs} crops={len(y)} (defect {int(n1)}) "
-            f"loss={history['loss'][-1]:.4f} acc={history['acc'][-1]:.3f} "
-            f"val_loss={history['val_loss'][-1]:.4f}"
-        )
+        figures = {"crops": len(y), "defect": int(n1),
+                   **{k: history[k][-1] for k in ("loss", "acc", "val_loss")}}
         if cfg.mode == "supervised":
             s, _ = image_scores(lambda b: model(b, training=False).numpy(), val_tiles, top_k=cfg.top_k)
             a = auroc(s, y_val)
             history["val_image_auroc"].append(a)
-            msg += f" val_image_auroc={a:.4f}"
+            figures["val_image_auroc"] = a
             crit = a
         else:
             crit = -history["val_loss"][-1]
         if crit >= best:
             best, best_w = crit, model.get_weights()
-        log(msg, quiet=quiet)
+        bar.update(1, **figures)
+    bar.close()
     model.set_weights(best_w)
     head, conv_model = None, model
     if cfg.knn:  # deploy the features; the edge scores them against a bank of good tiles
@@ -837,15 +841,9 @@ def _png(img: np.ndarray) -> bytes:
 def _annotated(
     s: Sample, scores: np.ndarray, tiling: TileConfig, thr: float, title: str, logits: bool = True
 ) -> np.ndarray:
-    import cv2
-
     gray, _, pos = prepare_part(read_image(s.path, gray=True), tiling)
-    img = overlay(gray, scores, pos, tiling.tile, thr, title, logits=logits)
-    if s.mask is not None:  # ground truth outline in green
-        _, m = read_sample(s, tiling.scale)
-        cnts, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(img, cnts, -1, (0, 255, 0), 1)
-    return img
+    m = read_sample(s, tiling.scale)[1] if s.mask is not None else None  # ground truth, outlined in green
+    return overlay(gray, scores, pos, tiling.tile, thr, title, logits=logits, mask=m)
 
 
 def montage(images: list[np.ndarray], cell: int = 160, cols: int = 6) -> np.ndarray:
@@ -919,7 +917,7 @@ def _report_files(
         _annotated(test_s[i], tile_scores[i], tiling, thr, f"{test_s[i].kind} {st[i]:.2f}", lg)
         for i in order_fn
     ]
-    files["report/worst_mistakes.png"] = _png(montage(cells, cols=6))
+    files["report/worst_mistakes.png"] = _png(montage(cells, cell=320, cols=4))  # legible colour bars
     # heat-map overlays: two test parts of every kind (green = ground-truth mask)
     for k in sorted(set(kinds)):
         for j, i in enumerate([i for i, kk in enumerate(kinds) if kk == k][:2]):
@@ -1017,6 +1015,10 @@ def make_synthetic_dataset(out: str | Path, n_good: int = 60, n_defect: int = 30
     return out
 
 
+DEMO_FULL_COMMAND = ("edgewise train inspect --data $EDGEWISE_DATA --mode supervised --epochs 20 "
+                     "--out mt_supervised.bundle (about 25 min here)")
+
+
 def demo(out_dir: Path, data: Path | None, quiet: bool) -> dict[str, Any]:
     """Train (short) -> int8 bundle -> bench -> edge loop on held-out images; a few minutes."""
     import shutil
@@ -1085,6 +1087,27 @@ def demo(out_dir: Path, data: Path | None, quiet: bool) -> dict[str, Any]:
         "metrics": {k: metrics[k] for k in ("test_image_auroc", "operating_point_val", "test_at_threshold")},
         "bench": bench,
         "run": s,
+        "verdict": _demo_verdict(metrics, cfg, real, out_dir / "inspect_events.jsonl"),
+    }
+
+
+def _demo_verdict(metrics: dict[str, Any], cfg: InspectConfig, real: bool, events: Path) -> dict[str, Any]:
+    """The figures ``edgewise demo`` judges the inspection part on (see ``train.demo.verdict_inspect``)."""
+    t = metrics["test_at_threshold"]
+    ev = [json.loads(line) for line in events.read_text().splitlines()]
+    good = [e["decision"] == "FAIL" for e in ev if Path(e["path"]).stem.endswith("_good")]
+    bad = [e["decision"] == "FAIL" for e in ev if not Path(e["path"]).stem.endswith("_good")]
+    return {
+        "real": real,
+        "short": True,
+        "test": {"auroc": metrics["test_image_auroc"][metrics["deployed_variant"]],
+                 "defective": t["tp"] + t["fn"], "good": t["fp"] + t["tn"],
+                 "recall": t["recall"], "false_alarm_rate": t["false_alarm_rate"]},
+        "target_recall": cfg.recall,
+        "edge": {"parts": len(ev), "failed": sum(good) + sum(bad), "good": len(good),
+                 "good_failed": sum(good), "defective": len(bad), "defective_failed": sum(bad)},
+        "epochs": cfg.epochs, "limit": cfg.limit,
+        "full_command": DEMO_FULL_COMMAND,
     }
 
 
@@ -1094,28 +1117,63 @@ def _gray_folder(path: Path) -> Any:
     return ImageFolderSource(path, gray=True)
 
 
+def _data_args(a: argparse.Namespace) -> tuple[Path | None, FolderLayout | None]:
+    """--data / --good-dir / --defect-dir / --layout -> (data folder, folder layout or None)."""
+    from .data import data_root
+
+    if a.layout and (a.good_dir or a.defect_dir):
+        raise ValueError("--layout and --good-dir/--defect-dir name the same thing: use one of them")
+    if a.layout:
+        return None, FolderLayout.from_file(a.layout)
+    if a.good_dir or a.defect_dir:
+        if not (a.good_dir and a.defect_dir):
+            raise ValueError("--good-dir and --defect-dir go together: name at least one folder of each")
+        return None, FolderLayout.from_dirs(a.good_dir, a.defect_dir, base=a.data)
+    if a.data is not None:
+        return Path(a.data), None
+    root = data_root(None)
+    if root is None:
+        raise ValueError("no data: pass --data DIR (or --good-dir DIR --defect-dir DIR) or set EDGEWISE_DATA")
+    return root / "inspection" / "magnetic_tile", None
+
+
 def train_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
+    from edgewise.edge.cliargs import Parser, add_quiet
+
+    p = Parser(
         prog="edgewise train inspect",
         description="Train a tile defect model (supervised, or from good parts only), choose the "
         "threshold on validation (supervised: for a target recall; good-only: for a false-alarm rate "
         "on good parts alone), convert to int8 and write a bundle with a report.",
         epilog="example:\n  edgewise train inspect --data $EDGEWISE_DATA/inspection/magnetic_tile "
         "--mode supervised --out mt_supervised.bundle",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--data",
         help="magnetic-tile folder or good/ + defect/ folder (default: "
-        "$EDGEWISE_DATA/inspection/magnetic_tile)",
+        "$EDGEWISE_DATA/inspection/magnetic_tile); with --good-dir/--defect-dir: the folder they are in",
     )
-    p.add_argument("--mode", choices=MODES, default="supervised")
+    p.add_argument(
+        "--good-dir", action="append", metavar="DIR",
+        help="a folder of good parts, any name (repeatable; relative to --data when given)",
+    )
+    p.add_argument(
+        "--defect-dir", action="append", metavar="DIR",
+        help="a folder of defective parts, flat or one sub-folder per defect kind (repeatable)",
+    )
+    p.add_argument(
+        "--layout", metavar="FILE",
+        help='JSON or YAML file naming the folders: {"good": [DIR, ...], "defect": [DIR, ...]}, '
+        "paths relative to the file",
+    )
+    p.add_argument("--mode", choices=MODES, default="supervised",
+                   help="supervised: good and defect images; good-only: trained on good parts alone")
     p.add_argument("--out", required=True, help="bundle directory")
     p.add_argument("--weights", help="initial weights: a .weights.h5 file for this network, or 'imagenet'")
     d = InspectConfig()
     p.add_argument("--epochs", type=int, default=None, help="default 30 (supervised) / 25 (good-only)")
     p.add_argument("--tile", type=int, default=d.tile, help="tile size in pixels after scaling")
-    p.add_argument("--stride", type=int, default=d.stride)
+    p.add_argument("--stride", type=int, default=d.stride, help="pixels between tile starts after scaling")
     p.add_argument("--scale", type=float, default=d.scale, help="fixed scale factor (1 = native)")
     p.add_argument("--width", type=float, default=d.width, help="channel width multiplier")
     p.add_argument(
@@ -1148,20 +1206,17 @@ def train_main(argv: list[str]) -> int:
         help="good-only: score tiles by cosine distance to the nearest of this many good training "
         "tiles (k-centre coreset, stored in the bundle); 0 = the classifier's logit",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0, help="random seed (split, weights, augmentation)")
+    p.add_argument("--threads", type=int, default=2, help="TensorFlow and parity-check threads")
     p.add_argument("--limit", type=int, help="at most N images per kind per split part (quick runs)")
     p.add_argument("--all-variants", action="store_true", help="also float16/dynamic/ONNX variants")
-    p.add_argument("--quiet", action="store_true")
+    add_quiet(p)
     a = p.parse_args(argv)
-    from .data import data_root
-
-    data = a.data
-    if data is None:
-        root = data_root(None)
-        if root is None:
-            p.error("--data is required (or set EDGEWISE_DATA)")
-        data = root / "inspection" / "magnetic_tile"
+    try:
+        data, layout = _data_args(a)
+        load_inspection_dataset(data, layout)  # the layout is checked before TensorFlow is imported
+    except ValueError as e:
+        p.exit(2, f"edgewise train inspect: error: {e}\n")
     try:
         cfg = InspectConfig(
             mode=a.mode,
@@ -1183,7 +1238,7 @@ def train_main(argv: list[str]) -> int:
             variants=(None if a.all_variants else ["tflite_float32", "tflite_int8"]),  # type: ignore[arg-type]
         )
         cfg.tiling  # noqa: B018 - validates tile/stride/scale
-        m = train_inspect(data, a.out, cfg, quiet=a.quiet)
+        m = train_inspect(data, a.out, cfg, quiet=a.quiet, layout=layout)
     except ValueError as e:
         p.exit(2, f"edgewise train inspect: error: {e}\n")
     print(

@@ -26,6 +26,7 @@ __all__ = [
     "confusion_matrix",
     "figure_png",
     "plot_png",
+    "set_title",
 ]
 
 
@@ -45,6 +46,23 @@ def _save(fig: Any, path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     _plt().close(fig)
     return path
+
+
+def set_title(ax: Any, text: str, fontsize: float = 10, suptitle: bool = False) -> None:
+    """A title wrapped to the figure's width, so no part of it is cut off at the edge.
+
+    Titles carry the facts a plot needs (split, variant, threshold, data set) and are often
+    longer than a small square figure is wide; tight_layout keeps what fits in the figure, so the
+    lines are wrapped first (about 0.55 em per character)."""
+    import textwrap
+
+    fig = ax if suptitle else ax.figure
+    chars = max(20, int(0.9 * fig.get_figwidth() * 72 / (0.55 * fontsize)))
+    wrapped = "\n".join(textwrap.wrap(text, chars)) or text
+    if suptitle:
+        fig.suptitle(wrapped, fontsize=fontsize)
+    else:
+        ax.set_title(wrapped, fontsize=fontsize)
 
 
 def figure_png(fig: Any, dpi: int = 110) -> bytes:
@@ -79,7 +97,7 @@ def plot_learning_curves(history: dict[str, list[float]], path: str | Path, titl
         ax.set_ylabel(k)
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.suptitle(title or "learning curves")
+    set_title(fig, title or "learning curves", fontsize=11, suptitle=True)
     return _save(fig, path)
 
 
@@ -95,7 +113,7 @@ def plot_confusion(
     """Counts in every cell; rows are the truth, columns the prediction."""
     plt = _plt()
     cm = confusion_matrix(y_true, y_pred, len(labels))
-    size = max(3.5, 0.5 * len(labels) + 2)
+    size = max(4.2, 0.5 * len(labels) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
@@ -106,7 +124,7 @@ def plot_confusion(
         for j in range(len(labels)):
             color = "white" if cm[i, j] > cm.max() / 2 else "black"
             ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=color)
-    ax.set_title(title or "confusion matrix")
+    set_title(ax, title or "confusion matrix")
     return _save(fig, path)
 
 
@@ -125,7 +143,7 @@ def plot_score_histogram(
     ax.set_xlabel("score")
     ax.set_ylabel("count")
     ax.legend(fontsize=7)
-    ax.set_title(title or "score histogram")
+    set_title(ax, title or "score histogram")
     return _save(fig, path)
 
 
@@ -140,7 +158,7 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.legend(fontsize=7, loc="lower right")
-    ax.set_title(title or "ROC")
+    set_title(ax, title or "ROC")
     return _save(fig, path)
 
 
@@ -159,7 +177,7 @@ def plot_pr(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, 
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.legend(fontsize=7)
-    ax.set_title(title or "precision-recall")
+    set_title(ax, title or "precision-recall")
     return _save(fig, path)
 
 

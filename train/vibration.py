@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import dataclass, field
@@ -183,17 +182,6 @@ def _fit_ae(
 
     model = build_autoencoder(keras, ztr.shape[1], cfg.hidden)
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="mse")
-    every = max(1, cfg.epochs // 10)
-
-    class _Sparse(keras.callbacks.Callback):  # one line every ~10 % of the epochs
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = EpochProgress(cfg.epochs, quiet=quiet, desc=desc)
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            if (epoch + 1) % every == 0 or epoch == 0:
-                self.inner.on_epoch_end(epoch, logs)
-
     hist = model.fit(
         ztr,
         ztr,
@@ -202,7 +190,7 @@ def _fit_ae(
         batch_size=cfg.batch,
         shuffle=True,
         verbose=0,
-        callbacks=[_Sparse()],
+        callbacks=[EpochProgress(cfg.epochs, quiet=quiet, desc=desc)],
     )
     return model, {k: [float(v) for v in vs] for k, vs in hist.history.items()}
 
@@ -799,13 +787,14 @@ def load_cwru_recordings(
 
 
 def train_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
+    from edgewise.edge.cliargs import Parser, add_quiet, fail, require
+
+    p = Parser(
         prog="edgewise train vibration",
         description="Train the vibration autoencoder on healthy CWRU windows only, the Mahalanobis "
         "baseline, convert every variant, evaluate per fault file and write the report into the bundle.",
         epilog="examples:\n  edgewise train vibration --data $EDGEWISE_DATA --out vib.bundle\n"
         "  edgewise train vibration --synthetic --out vib-synth.bundle   # SYNTHETIC signals",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--data", help="datasets folder (holding vibration/cwru) or the cwru folder; default $EDGEWISE_DATA"
@@ -820,9 +809,10 @@ def train_main(argv: list[str]) -> int:
         help="sampling rate of the healthy 97.mat (disputed: 12000 per the CWRU index, "
         "48000 per its spectrum; default 48000, see docs/vibration.md)",
     )
-    p.add_argument("--window", type=int, default=2048)
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--target-far", type=float, default=0.01)
+    p.add_argument("--window", type=int, default=2048, help="samples per window the model scores")
+    p.add_argument("--epochs", type=int, default=200, help="autoencoder training epochs")
+    p.add_argument("--target-far", type=float, default=0.01,
+                   help="false-alarm rate per window the threshold is set for, on held-out normal data")
     p.add_argument(
         "--threshold-rule",
         choices=("lognormal", "empirical"),
@@ -842,10 +832,17 @@ def train_main(argv: list[str]) -> int:
         help="window lengths for the detection-vs-window study ('' = skip)",
     )
     p.add_argument("--variants", help="comma-separated variants (default: all six)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--threads", type=int, default=2, help="TensorFlow and parity-check threads")
+    p.add_argument("--seed", type=int, default=0, help="random seed (split, weights)")
+    add_quiet(p)
     a = p.parse_args(argv)
+    for bad, why in ((a.window < 64, "--window must be at least 64 samples"),
+                     (a.epochs < 1, "--epochs must be at least 1"),
+                     (a.threads < 1, "--threads must be at least 1"),
+                     (not 0 < a.target_far < 1, "--target-far must be between 0 and 1")):
+        if bad:
+            p.error(why)
+    require("tensorflow", "keras", "tf2onnx", "scipy", what="training")
     from .data import data_root
 
     cfg = VibrationConfig(
@@ -868,9 +865,11 @@ def train_main(argv: list[str]) -> int:
                 p.error("no data: pass --data DIR or set EDGEWISE_DATA (or use --synthetic)")
             recs, ds = load_cwru_recordings(root, a.channel, a.normal_fs, a.quiet)
     except ValueError as e:
-        print(f"edgewise train vibration: {e}")
-        return 2
-    sweep = [int(s) for s in a.sweep.split(",") if s.strip()] if a.sweep else None
+        return fail("edgewise train vibration", e)
+    try:
+        sweep = [int(s) for s in a.sweep.split(",") if s.strip()] if a.sweep else None
+    except ValueError:
+        p.error(f"--sweep must be comma-separated window lengths, got '{a.sweep}'")
     train_vibration(
         recs,
         a.out,
@@ -943,4 +942,28 @@ def demo(out_dir: Path, data: Path | None, quiet: bool) -> dict:
         f"{app.alarm.active}; events -> {out_dir / 'vibration_events.jsonl'}",
         quiet=False,
     )
-    return {"synthetic": m["synthetic"], "targets": m["targets"], "edge_cost": cost, "run": s}
+    events = [json.loads(line) for line in (out_dir / "vibration_events.jsonl").read_text().splitlines()]
+    res = m["results"]
+    verdict = {
+        "synthetic": m["synthetic"], "targets": m["targets"],
+        "int8": {k: res["tflite_int8"][k] for k in ("auroc_min", "recall_min", "far")},
+        "baseline": {k: res["baseline"][k] for k in ("auroc_min", "recall_min", "far")},
+        "edge": _edge_alarm_figures(events, len(tail), app.window, normal.fs),
+    }
+    return {"synthetic": m["synthetic"], "targets": m["targets"], "edge_cost": cost, "run": s,
+            "verdict": verdict}
+
+
+def _edge_alarm_figures(events: list[dict], healthy: int, window: int, fs: float) -> dict[str, Any]:
+    """Alarm state of the replayed edge loop: windows wholly in the healthy part that were in alarm,
+    and how long after the fault began (end of the first window in alarm) the alarm stood."""
+    wins = [e for e in events if e.get("t_signal_s") is not None]  # "window", "alarm_raised", ...
+    start = [round(e["t_signal_s"] * fs) for e in wins]
+    healthy_w = [e for e, s0 in zip(wins, start, strict=True) if s0 + window <= healthy]
+    fault_alarm = [s0 for e, s0 in zip(wins, start, strict=True) if s0 + window > healthy and e.get("alarm")]
+    return {
+        "healthy_windows": len(healthy_w),
+        "healthy_in_alarm": sum(bool(e.get("alarm")) for e in healthy_w),
+        "alarm_on_fault": bool(fault_alarm),
+        "seconds_to_alarm": (fault_alarm[0] + window - healthy) / fs if fault_alarm else None,
+    }

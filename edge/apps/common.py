@@ -16,6 +16,7 @@ import sys
 import threading
 from typing import Any
 
+from ..cliargs import Parser, add_quiet
 from ..pipeline import LatestFrame, Runner
 from ..sinks import JsonLinesSink, SQLiteSink
 from ..sources import open_source
@@ -29,12 +30,8 @@ log = logging.getLogger("edgewise.run")
 
 
 def run_parser(app: str, description: str, example: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=f"edgewise run {app}",
-        description=description,
-        epilog=f"example:\n  {example}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = Parser(prog=f"edgewise run {app}", description=description, epilog=f"example:\n  {example}")
+    add_quiet(p)
     p.add_argument("--bundle", required=True, help="bundle directory or .zip")
     p.add_argument("--source", required=True,
                    help="picamera2 | camera index (0) | rtsp:// URL | video file | image folder")

@@ -16,7 +16,9 @@ evaluated.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ __all__ = [
     "UltraLightDetector",
     "HaarDetector",
     "make_detector",
+    "detector_model_path",
+    "DETECTOR_FILES",
     "ultralight_priors",
     "decode_ultralight",
     "nms",
@@ -68,6 +72,11 @@ ARCFACE_112 = np.array(
     dtype=np.float32,
 )
 DETECTORS = ("yunet", "ultralight", "haar")
+# The detector model files as published, below the datasets folder ($EDGEWISE_DATA).
+DETECTOR_FILES = {
+    "yunet": "models/face_detection/yunet_n_320_320.onnx",
+    "ultralight": "models/face_detection/ultra_light_rfb_320_without_postprocessing.tflite",
+}
 # Where each detector's box lands in the aligned crop, as fractions of the crop size: (box width,
 # box centre x, box centre y). Medians over 1,100 images of the training sets (AR, IMM, GT; not
 # ORL), with the YuNet landmark alignment as reference, so a box-only crop matches the aligned
@@ -103,6 +112,27 @@ def _bgr(img: np.ndarray) -> np.ndarray:
     raise ValueError(f"image of shape {img.shape} is neither grey nor BGR")
 
 
+@contextlib.contextmanager
+def _opencv_quiet() -> Any:
+    """OpenCV's warnings off unless ``-v``: OpenCV 5's new DNN engine warns "setPreferableTarget
+    Targets are not supported by the new graph engine" for every YuNet created (the default CPU
+    target it is given is simply ignored). Errors still raise ``cv2.error``."""
+    import cv2
+
+    from ..progress import VERBOSE
+
+    logging_mod = getattr(getattr(cv2, "utils", None), "logging", None)
+    if VERBOSE or logging_mod is None:
+        yield
+        return
+    before = logging_mod.getLogLevel()
+    logging_mod.setLogLevel(logging_mod.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        logging_mod.setLogLevel(before)
+
+
 class YuNetDetector:
     """YuNet (libfacedetection) through ``cv2.FaceDetectorYN``: boxes and 5 landmarks."""
 
@@ -115,8 +145,9 @@ class YuNetDetector:
         if not self.model.is_file():
             raise ValueError(f"{self.model}: YuNet model file not found (--detector-model)")
         try:
-            self._det = cv2.FaceDetectorYN.create(str(self.model), "", (320, 320), score_threshold,
-                                                  nms_threshold, 50)
+            with _opencv_quiet():
+                self._det = cv2.FaceDetectorYN.create(str(self.model), "", (320, 320), score_threshold,
+                                                      nms_threshold, 50)
         except cv2.error as e:
             raise ValueError(f"{self.model}: not a loadable YuNet model ({str(e).strip()[:80]})") from None
         self._size: tuple[int, int] = (320, 320)
@@ -273,14 +304,34 @@ class HaarDetector:
         return [Detection(tuple(float(v) for v in b), 1.0, None, "haar") for b in boxes]
 
 
+def detector_model_path(kind: str, model: str | Path | None = None, data: str | Path | None = None
+                        ) -> Path | None:
+    """The detector's model file: ``model`` (the --detector-model flag), else the public file under
+    ``data`` (the --data flag) or ``$EDGEWISE_DATA``, so ``run face``, ``enroll`` and ``bench face``
+    find the same file the same way. Haar needs none (OpenCV's own cascade): None then.
+    """
+    if model:
+        return Path(model).expanduser()
+    if kind not in DETECTOR_FILES:
+        return None
+    root = data or os.environ.get("EDGEWISE_DATA")
+    rel = DETECTOR_FILES[kind]
+    if not root:
+        raise ValueError(f"detector '{kind}' needs --detector-model PATH (or EDGEWISE_DATA set to the "
+                         f"datasets folder holding {rel})")
+    path = Path(root).expanduser() / rel
+    if not path.is_file():
+        raise ValueError(f"{path}: {kind} model not found in the datasets folder; pass --detector-model PATH")
+    return path
+
+
 def make_detector(kind: str, model: str | Path | None = None, threads: int | None = 1) -> Any:
-    """One of ``DETECTORS``; YuNet and Ultra-Light need their model file."""
+    """One of ``DETECTORS``; YuNet and Ultra-Light read their model file (``detector_model_path``)."""
     if kind == "haar":
         return HaarDetector(model)
     if kind not in DETECTORS:
         raise ValueError(f"unknown detector '{kind}'; valid: {', '.join(DETECTORS)}")
-    if not model:
-        raise ValueError(f"detector '{kind}' needs --detector-model PATH (its .onnx/.tflite file)")
+    model = detector_model_path(kind, model)
     if kind == "yunet":
         return YuNetDetector(model)
     return UltraLightDetector(model, threads=threads)
@@ -560,10 +611,13 @@ def _tta_arg(p: argparse.ArgumentParser) -> None:
 def _detector_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", choices=DETECTORS, default="yunet", help="face detector (default yunet)")
     p.add_argument("--detector-model", help="detector model file (.onnx for YuNet, .tflite/.onnx for "
-                   "Ultra-Light without post-processing; Haar: optional cascade XML)")
+                   "Ultra-Light without post-processing; Haar: optional cascade XML); default: "
+                   f"$EDGEWISE_DATA/{DETECTOR_FILES['yunet']} (YuNet) or "
+                   f"$EDGEWISE_DATA/{DETECTOR_FILES['ultralight']} (Ultra-Light)")
 
 
 def run_main(argv: list[str]) -> int:
+    from ..cliargs import fail
     from ..gallery import Gallery
 
     p = run_parser(
@@ -588,8 +642,7 @@ def run_main(argv: list[str]) -> int:
             app = FaceApp(bundle, g, detector, variant=a.variant, threads=a.threads, threshold=a.threshold,
                           preview=a.preview, tta=a.tta, far=a.far)
     except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail("edgewise run face", e)
     if not app.names:
         log.warning("gallery %s has no people enrolled with model %s (re-enroll after retraining): "
                     "every face will be 'unknown'", a.gallery, model_tag(bundle))
@@ -598,10 +651,11 @@ def run_main(argv: list[str]) -> int:
 
 def enroll_main(argv: list[str]) -> int:
     """``edgewise enroll``: add a person from photos or the camera, list, or remove (forget)."""
+    from ..cliargs import Parser, add_quiet, fail
     from ..gallery import Gallery
     from ..sources.files import IMAGE_SUFFIXES, read_image
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="edgewise enroll",
         description="Manage the face gallery: enroll a person from a folder of photos or the camera, "
         "list the people, or remove one completely (embeddings and any stored images).",
@@ -610,8 +664,8 @@ def enroll_main(argv: list[str]) -> int:
         "      --detector-model models/yunet_n_320_320.onnx\n"
         "  edgewise enroll --gallery people.db --list\n"
         "  edgewise enroll --gallery people.db --remove alice",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_quiet(p)
     p.add_argument("--gallery", required=True, help="SQLite gallery file (created if missing)")
     p.add_argument("--bundle", help="face embedding bundle (needed to enroll)")
     p.add_argument("--name", help="person to enroll")
@@ -623,10 +677,16 @@ def enroll_main(argv: list[str]) -> int:
     p.add_argument("--remove", metavar="NAME", help="forget a person completely")
     p.add_argument("--keep-images", action="store_true", help="also store the aligned crops (off by default)")
     p.add_argument("--variant", help="model variant (default: int8 if present)")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="inference threads for detector and embedder")
     _tta_arg(p)
     _detector_args(p)
     a = p.parse_args(argv)
+    if not (a.list or a.remove):  # enrolling: check the flags and files before the gallery is created
+        if not (a.name and a.bundle and (a.images or a.camera)):
+            p.error("enrolling needs --name, --bundle and --images DIR or --camera")
+        for path, what in ((a.bundle, "bundle"), (a.images, "image folder")):
+            if path and not Path(path).exists():
+                return fail("edgewise enroll", f"{path}: no such {what}")
     try:
         with Gallery(a.gallery) as g:
             if a.list:
@@ -635,8 +695,7 @@ def enroll_main(argv: list[str]) -> int:
                 return 0
             if a.remove:
                 if not g.remove(a.remove):
-                    print(f"error: '{a.remove}' is not in {a.gallery}", file=sys.stderr)
-                    return 1
+                    return fail("edgewise enroll", f"'{a.remove}' is not in {a.gallery}", code=1)
                 print(f"removed {a.remove} (embeddings and images deleted, database vacuumed)")
                 return 0
             if not (a.name and a.bundle and (a.images or a.camera)):
@@ -673,8 +732,7 @@ def enroll_main(argv: list[str]) -> int:
             print(f"enrolled {a.name}: {len(vecs)} embeddings from {len(imgs)} images ({model_tag(bundle)})")
             return 0
     except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail("edgewise enroll", e)
 
 
 def _camera_shots(spec: str, n: int) -> list[tuple[str, np.ndarray]]:

@@ -27,10 +27,8 @@ the five indicators (mean and inverse covariance in the bundle), computed here t
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -485,11 +483,12 @@ class VibrationApp:
 def run_main(argv: list[str]) -> int:
     """``edgewise run vibration``: stream windows from a recording, stdin or an ADXL345."""
     from ..bundle import load_bundle
+    from ..cliargs import Parser, add_quiet, fail
     from ..pipeline import LatestFrame, Runner
     from ..sources.sensors import open_vibration_source
     from .common import add_sink_args, make_sinks, print_stats, start_status
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="edgewise run vibration",
         description="Score vibration windows with a vibration bundle; alarm with N-of-M debounce "
         "and hysteresis; events as JSON lines and in SQLite.",
@@ -498,8 +497,8 @@ def run_main(argv: list[str]) -> int:
         "  edgewise run vibration --bundle vib.bundle --source rec.wav --realtime --sqlite ev.db\n"
         "  cat samples.txt | edgewise run vibration --bundle vib.bundle --source - --fs 12000\n"
         "  edgewise run vibration --bundle vib3k2.bundle --source adxl345:1:0x53",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_quiet(p)
     p.add_argument("--bundle", required=True, help="vibration bundle directory or .zip")
     p.add_argument(
         "--source", required=True, help="recording (.wav .npy .csv .mat) | '-' (stdin) | adxl345[:BUS[:ADDR]]"
@@ -556,8 +555,7 @@ def run_main(argv: list[str]) -> int:
         )
         app.check_rate(src.fs)
     except (ValueError, OSError, ImportError) as e:
-        print(f"edgewise run vibration: {e}", file=sys.stderr)
-        return 2
+        return fail("edgewise run vibration", e)
     if a.latest:
         src = LatestFrame(src)
     runner = Runner(app, make_sinks(a, "vibration"))

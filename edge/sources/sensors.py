@@ -15,9 +15,9 @@ The sampling rate is never guessed: WAV files carry it in their header, every ot
 
 from __future__ import annotations
 
+import struct
 import sys
 import time
-import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,27 +61,69 @@ def _need_fs(path: Path, fs: float | None) -> float:
     return float(fs)
 
 
+_WAV_PCM, _WAV_FLOAT, _WAV_EXTENSIBLE = 1, 3, 0xFFFE
+
+
+def _wav_chunks(raw: bytes, name: str) -> tuple[bytes, memoryview]:
+    """The ``fmt `` and ``data`` chunks of a RIFF/WAVE file (other chunks are skipped)."""
+    if len(raw) < 12 or raw[:4] not in (b"RIFF", b"RF64") or raw[8:12] != b"WAVE":
+        raise ValueError(f"{name}: not a WAV file (no RIFF/WAVE header)")
+    view, pos, fmt, data = memoryview(raw), 12, None, None
+    while pos + 8 <= len(raw):
+        cid, size = raw[pos : pos + 4], int.from_bytes(raw[pos + 4 : pos + 8], "little")
+        if cid == b"data" and (size == 0xFFFFFFFF or pos + 8 + size > len(raw)):
+            size = len(raw) - pos - 8  # RF64 or a recorder that never patched the size: up to the end
+        body = view[pos + 8 : pos + 8 + size]
+        if cid == b"fmt ":
+            fmt = bytes(body)
+        elif cid == b"data":
+            data = body
+        pos += 8 + size + (size & 1)
+    if fmt is None or len(fmt) < 16:
+        raise ValueError(f"{name}: WAV file without a valid fmt chunk")
+    if data is None:
+        raise ValueError(f"{name}: WAV file without a data chunk")
+    return fmt, data
+
+
 def _read_wav(path: Path, channel: int) -> tuple[np.ndarray, float]:
-    with wave.open(str(path), "rb") as w:
-        n_ch, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
-        raw = w.readframes(n)
-    if width == 3:  # 24-bit PCM: sign-extend to int32
-        b = np.frombuffer(raw, np.uint8).reshape(-1, 3)
-        v = b[:, 0].astype(np.int32) | (b[:, 1].astype(np.int32) << 8) | (b[:, 2].astype(np.int32) << 16)
-        v = np.where(v >= 1 << 23, v - (1 << 24), v)
-        data, full = v.astype(np.float64), float(1 << 23)
-    elif width in (1, 2, 4):
-        dt = {1: np.uint8, 2: np.int16, 4: np.int32}[width]
-        data = np.frombuffer(raw, dt).astype(np.float64)
+    """PCM (8/16/24/32-bit) or IEEE float (32/64-bit) WAV, plain or WAVE_FORMAT_EXTENSIBLE.
+
+    Parsed from the RIFF chunks with numpy: the standard library's ``wave`` reads PCM only,
+    and data loggers and audio tools often write float32 WAV. Integer samples are scaled to
+    [-1, 1), float samples are kept as written.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
+    fmt, data = _wav_chunks(raw, path.name)
+    tag, n_ch, rate, _, block, _ = struct.unpack("<HHIIHH", fmt[:16])
+    if tag == _WAV_EXTENSIBLE and len(fmt) >= 26:
+        tag = int.from_bytes(fmt[24:26], "little")  # the sub-format GUID starts with the format tag
+    width = block // n_ch if n_ch else 0
+    if n_ch < 1 or rate <= 0 or width < 1:
+        raise ValueError(f"{path.name}: corrupt WAV header ({n_ch} channels, {rate} Hz, block {block})")
+    buf = data[: len(data) // block * block]
+    if tag == _WAV_FLOAT and width in (4, 8):
+        values, full = np.frombuffer(buf, "<f4" if width == 4 else "<f8").astype(np.float64), 1.0
+    elif tag == _WAV_PCM and width == 3:  # 24-bit PCM: sign-extend to int32
+        b = np.frombuffer(buf, np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        values, full = np.where(v >= 1 << 23, v - (1 << 24), v).astype(np.float64), float(1 << 23)
+    elif tag == _WAV_PCM and width in (1, 2, 4):
+        values = np.frombuffer(buf, {1: np.uint8, 2: "<i2", 4: "<i4"}[width]).astype(np.float64)
         if width == 1:
-            data -= 128.0
+            values -= 128.0
         full = float(1 << (8 * width - 1))
     else:
-        raise ValueError(f"{path.name}: unsupported WAV sample width {width} bytes")
-    data = data.reshape(-1, n_ch)
+        kind = {_WAV_PCM: "PCM", _WAV_FLOAT: "float"}.get(tag, f"format tag {tag}")
+        raise ValueError(f"{path.name}: unsupported WAV encoding ({kind}, {8 * width}-bit); "
+                         "expected PCM 8/16/24/32-bit or float 32/64-bit")
+    values = values.reshape(-1, n_ch)
     if not 0 <= channel < n_ch:
         raise ValueError(f"{path.name}: channel {channel} out of range (file has {n_ch})")
-    return data[:, channel] / full, float(rate)
+    return values[:, channel] / full, float(rate)
 
 
 def _read_csv(path: Path, channel: str | None) -> np.ndarray:
