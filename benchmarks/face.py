@@ -21,29 +21,19 @@ recognition of new people from a few photos.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgewise.edge.apps.face import (
-    TTA_MODES,
-    FaceEmbedder,
-    YuNetDetector,
-    bundle_tta,
-    detector_model_path,
-    face_crop,
-    face_crops,
-    l2n,
-    largest,
-    match,
-    tta_pair,
-    unknown_threshold,
-)
+from edgewise.edge.apps.face.align import face_crop, face_crops
+from edgewise.edge.apps.face.detect import YuNetDetector, detector_model_path, largest
+from edgewise.edge.apps.face.embed import TTA_MODES, FaceEmbedder, bundle_tta, l2n, tta_pair
+from edgewise.edge.apps.face.match import match, unknown_threshold
 from edgewise.edge.bundle import load_bundle
-from edgewise.edge.metrics import percentiles, roc_curve
+from edgewise.edge.evaluate import percentiles, roc_curve
+from edgewise.edge.jsonenc import dumps
 from edgewise.edge.progress import log
 
 from .host import host_info
@@ -299,7 +289,7 @@ def bench_face(data: Path, bundle_path: Path, out: Path, *, detector_model: Path
     bundle = load_bundle(bundle_path)
     out.mkdir(parents=True, exist_ok=True)
     tta = bundle_tta(bundle)
-    far0 = float(bundle.thresholds.get("far_target", 0.001))
+    far0 = bundle.spec.thresholds.get("far_target")  # None (older bundles): no table row is "the bundle's"
     threshold = unknown_threshold(bundle)
 
     def thr(mode: str, far: float | None = None) -> float | None:
@@ -311,13 +301,13 @@ def bench_face(data: Path, bundle_path: Path, out: Path, *, detector_model: Path
     orl = _orl(data)
     labels = orl.labels
     det = YuNetDetector(detector_model)
-    size = int(bundle.input["shape"][1])
+    size = bundle.spec.input.hwc[0]
     t0 = time.monotonic()
     aligned, how = face_crops(orl.images, det, size, pad=0.2)
     log(f"ORL: {len(orl)} faces aligned in {time.monotonic() - t0:.1f}s ({how.count('aligned')} with "
         "landmarks)", quiet=quiet)
     unaligned = _unaligned(orl.images)
-    names = [v for v in (variants or ["tflite_float32", "tflite_int8"]) if v in bundle.meta["variants"]]
+    names = [v for v in (variants or ["tflite_float32", "tflite_int8"]) if v in bundle.spec.variants]
     if not names:
         raise ValueError(f"{bundle_path}: none of the variants {variants} in the bundle")
     plain, mirror = {}, {}
@@ -333,7 +323,7 @@ def bench_face(data: Path, bundle_path: Path, out: Path, *, detector_model: Path
     configs: dict[str, Any] = dict(embs)
     thresholds = dict.fromkeys(configs, threshold)
     options = []
-    table_fars = sorted({float(k) for m in (bundle.thresholds.get("unknown_by_tta") or {}).values()
+    table_fars = sorted({float(k) for m in (bundle.spec.thresholds.get("unknown_by_tta") or {}).values()
                          for k in m}, reverse=True)
     for mode in TTA_MODES:
         for far in table_fars:
@@ -419,7 +409,7 @@ def bench_face(data: Path, bundle_path: Path, out: Path, *, detector_model: Path
     report.plot_roc({f"embedding {v}": o["_roc"] for v, o in opens.items() if o["tta"] in ("none", tta)},
                     out / "face_roc.png",
                     "ORL open set, 40 unseen identities (5 enrolled, 5 probes)")
-    (out / "face_bench.json").write_text(json.dumps(result, indent=2, default=float))
+    (out / "face_bench.json").write_text(dumps(result, indent=2))
     (out / "face_bench.md").write_text(markdown(result))
     return result
 
@@ -446,12 +436,14 @@ def _ms(v: Any) -> str:
 
 def markdown(r: dict[str, Any]) -> str:
     h = r["host"]
+    far = r.get("far_target")
+    far_txt = f"FAR {100 * far:g} %" if far is not None else "a FAR the bundle does not record"
     lines = [
         f"# Face recognition benchmark ({r['bundle_name']})",
         "",
         f"Host: {h['machine']} {h['cpu']} ({h['cores']} cores), threads {r['threads']}; "
         f"unknown threshold {r['unknown_threshold']:.4f} (from the bundle: calibrated on held-out training "
-        f"identities for FAR {100 * r.get('far_target', 0.001):g} %, never on ORL); test-time augmentation "
+        f"identities for {far_txt}, never on ORL); test-time augmentation "
         f"{r.get('tta', 'none')}; detector {r['detector']}.",
         "",
         f"## Reference protocol on ORL: 6 people x 5 enrollment images, 5 probes each, 34 strangers "

@@ -23,7 +23,8 @@ from edgewise.edge.apps.inspect import NearestGood, TileConfig, image_score, pre
 from edgewise.edge.backends import load_model
 from edgewise.edge.bundle import load_bundle
 from edgewise.edge.cliargs import Parser, add_json, add_quiet, emit_json
-from edgewise.edge.metrics import auroc, percentiles
+from edgewise.edge.evaluate import auroc, percentiles
+from edgewise.edge.jsonenc import dumps
 from edgewise.edge.progress import log
 from edgewise.edge.sources.files import read_image
 
@@ -69,17 +70,16 @@ def bench_bundles(
     out: dict[str, Any] = {"host": host_info(), "threads": threads, "bundles": []}
     for bpath in bundles:
         b = load_bundle(bpath)
-        tiling = TileConfig.from_config(b.config)
+        tiling = TileConfig.from_config(b.spec.config, where=str(b.path))
         items = _test_items(b, Path(data) if data else None)
         tiles = []
         for p, _ in items:
             tiles.append(prepare_part(read_image(p, gray=True), tiling)[1])
         y = np.array([0 if k == "good" else 1 for _, k in items])
         kinds = [k for _, k in items]
-        per_variant_thr = b.thresholds.get("per_variant") or {}
         res: dict[str, Any] = {
             "bundle": str(b.path),
-            "mode": b.config.get("mode"),
+            "mode": b.spec.config.get("mode"),
             "tiling": tiling.as_dict(),
             "test_images": len(items),
             "test_defective": int(y.sum()),
@@ -87,12 +87,12 @@ def bench_bundles(
                 "mean": float(np.mean([len(t) for t in tiles])),
                 "max": int(max(len(t) for t in tiles)),
             },
-            "threshold_rule": b.thresholds.get("rule"),
+            "threshold_rule": b.spec.thresholds.get("rule"),
             "variants": {},
         }
         lat_idx = np.linspace(0, len(tiles) - 1, min(max_images, len(tiles))).astype(int)
         for name in [v for v in VARIANTS if v in b.variants]:
-            thr = float(per_variant_thr.get(name, b.thresholds["decision"]))
+            thr = b.spec.thresholds.for_variant(name)  # calibrated on this variant's own scores
             m = load_model(b, name, threads=max(threads))
             head = NearestGood.from_bundle(b, name)  # good-only memory bank: its cost is in the latency
             s = np.array([image_score(score_tiles(m, t, head=head), tiling.top_k) for t in tiles])
@@ -260,6 +260,6 @@ def bench_main(argv: list[str]) -> int:
     if a.out:
         o = Path(a.out)
         o.mkdir(parents=True, exist_ok=True)
-        (o / "inspect_bench.json").write_text(json.dumps(res, indent=2, default=float))
+        (o / "inspect_bench.json").write_text(dumps(res, indent=2))
         (o / "inspect_bench.md").write_text(md)
     return 0

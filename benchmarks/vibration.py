@@ -27,14 +27,14 @@ from typing import Any
 import numpy as np
 
 from edgewise.edge.apps.vibration import (
-    AlarmState,
+    AlarmConfig,
+    FeatureConfig,
     FeatureExtractor,
     Mahalanobis,
     VibrationApp,
     frame_signal,
     reconstruction_error,
     split_in_time,
-    standardize,
 )
 from edgewise.edge.backends import load_model
 from edgewise.edge.bundle import Bundle, load_bundle
@@ -110,6 +110,7 @@ def edge_cost(
                 t_all.append(t3 - t0)
                 t_cpu.append(c1 - c0)
                 t_fm.append(c_fm - c0)
+    app.close()
     a = np.asarray(t_all) * 1e3
     c = np.asarray(t_cpu) * 1e3
     win_s = n / app.fs
@@ -147,7 +148,7 @@ def edge_cost(
 def _cwru_recordings(bundle: Bundle, data: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The healthy signal and every fault file at the bundle's rate, read with the edge readers
     and the rates the bundle was trained with (config.dataset)."""
-    ds = bundle.config.get("dataset", {})
+    ds = bundle.spec.config.get("dataset", {})
     if ds.get("synthetic"):
         raise ValueError("this bundle was trained on SYNTHETIC data; bench detection needs a CWRU bundle")
     root = Path(data)
@@ -157,7 +158,7 @@ def _cwru_recordings(bundle: Bundle, data: Path) -> tuple[np.ndarray, dict[str, 
             break
     else:
         raise ValueError(f"{data}: no CWRU folder (Normal/ and 12k_DE/ under vibration/cwru)")
-    fs = float(bundle.config["fs"])
+    fs = float(bundle.spec.config["fs"])
     ch = ds.get("channel", "DE")
     normal = read_recording(
         sorted((root / "Normal").glob("*.mat"))[0], fs=float(ds.get("normal_fs", 48000)), channel=ch
@@ -171,27 +172,27 @@ def _cwru_recordings(bundle: Bundle, data: Path) -> tuple[np.ndarray, dict[str, 
 
 def detection(bundle: Bundle, data: Path, variants: list[str], threads: int = 1) -> dict[str, Any]:
     """Per-file AUROC / recall and FAR at the bundle thresholds, per variant and the baseline."""
-    cfg = bundle.config
+    spec = bundle.spec
+    cfg = spec.config
     tr = cfg["training"]
     fs, n = float(cfg["fs"]), int(cfg["window"])
-    fx = FeatureExtractor(fs, n, cfg["features"])
+    fx = FeatureExtractor(fs, n, FeatureConfig.from_bundle(cfg["features"]))
     normal, faults = _cwru_recordings(bundle, data)
     a, b = split_in_time(len(normal), tuple(tr["split"]))[2]
     test_w = frame_signal(normal[a:b], n, int(tr["hop_normal"]))
-    norm = bundle.input["normalization"]
-    mean, std = np.asarray(norm["mean"], np.float32), np.asarray(norm["std"], np.float32)
+    standardize = spec.input.normalization.apply  # the bundle's mean/std, as the device applies them
 
     def feats(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         parts = [fx.transform(w[i : i + 512]) for i in range(0, len(w), 512)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     zt, it = feats(test_w)
-    zt = standardize(zt, mean, std)
+    zt = standardize(zt)
     fz = {}
     for k, sig in faults.items():
         f, ind = feats(frame_signal(sig, n, int(tr["hop_fault"])))
-        fz[k] = (standardize(f, mean, std), ind)
-    th = bundle.thresholds
+        fz[k] = (standardize(f), ind)
+    th = spec.thresholds
     out: dict[str, Any] = {}
     for v in variants:
         if v not in bundle.variants:
@@ -203,15 +204,18 @@ def detection(bundle: Bundle, data: Path, variants: list[str], threads: int = 1)
                 z, np.concatenate([m.predict(z[i : i + 256]) for i in range(0, len(z), 256)])
             )
 
-        t = float(th.get("per_variant", {}).get(v, th["decision"]))
+        t = th.for_variant(v)
         sn, sf = score(zt), {k: score(z) for k, (z, _) in fz.items()}
         out[v] = _table(sn, sf, t)
         out[v]["alarm"] = alarm_replay(sn, sf, t, cfg, n)
         m.close()
     maha = Mahalanobis.from_dict(cfg["baseline"])
     sn, sf = maha.score(it), {k: maha.score(ind) for k, (_, ind) in fz.items()}
-    out["baseline"] = _table(sn, sf, float(th["baseline"]))
-    out["baseline"]["alarm"] = alarm_replay(sn, sf, float(th["baseline"]), cfg, n)
+    if th.get("baseline") is None:
+        raise ValueError(f"{bundle.path}: bundle.json thresholds lack 'baseline'")
+    tb = float(th.get("baseline"))
+    out["baseline"] = _table(sn, sf, tb)
+    out["baseline"]["alarm"] = alarm_replay(sn, sf, tb, cfg, n)
     return out
 
 
@@ -221,12 +225,11 @@ def alarm_replay(
     """The device's N-of-M alarm on back-to-back (non-overlapping) windows: alarms raised on
     the healthy test part, and seconds of signal until the alarm on each fault file."""
     tr = cfg["training"]
-    a = cfg.get("alarm", {})
-    n_, m_, clear = int(a.get("n", 3)), int(a.get("m", 5)), float(a.get("clear_ratio", 0.8))
+    alarm = AlarmConfig.from_bundle(cfg.get("alarm"))
     win_s = window / float(cfg["fs"])
 
     def run(scores: np.ndarray, stride: int) -> list[tuple[int, str]]:
-        st = AlarmState(threshold, n=n_, m=m_, clear_threshold=threshold * clear)
+        st = alarm.state(threshold)
         return [(i, ch) for i, s in enumerate(scores[:: max(1, stride)]) if (ch := st.update(s))]
 
     healthy = run(normal, window // int(tr["hop_normal"]))
@@ -236,7 +239,7 @@ def alarm_replay(
         first[k] = round((ev[0][0] + 1) * win_s, 3) if ev and ev[0][1] == "raised" else None
     detected = [v for v in first.values() if v is not None]
     return {
-        "n_of_m": [n_, m_],
+        "n_of_m": [alarm.n, alarm.m],
         "healthy_windows": int(len(normal[:: max(1, window // int(tr["hop_normal"]))])),
         "healthy_alarms_raised": sum(1 for _, c in healthy if c == "raised"),
         "fault_files_alarmed": len(detected),
@@ -452,7 +455,7 @@ def bench_main(argv: list[str]) -> int:
     r: dict[str, Any] = {
         "host": {**host_info(), "loadavg_at_start": os.getloadavg()},
         "bundle": str(bundle.path),
-        "synthetic": bool(bundle.config.get("dataset", {}).get("synthetic")),
+        "synthetic": bool(bundle.spec.config.get("dataset", {}).get("synthetic")),
     }
     if data:
         log("detection: reading recordings and scoring every window in the edge runtime ...")

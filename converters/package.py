@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import sys
 import tempfile
 import time
@@ -21,9 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from edgewise.edge import progress as progress_mod
 from edgewise.edge.backends import open_model
 from edgewise.edge.bundle import BundleWriter, Variant, reopen
+from edgewise.edge.jsonenc import dumps
 from edgewise.edge.progress import log, native_stderr, progress
+from edgewise.edge.spec import IDENTITY, Input, Output
 
 from .parity import DEFAULT_TOLERANCES, Decider, Tolerance, compare, parity_markdown
 
@@ -46,7 +48,9 @@ class ConversionSpec:
     """What the bundle says about the model, besides the model files themselves.
 
     ``input`` adds to the derived shape/dtype: layout ("NHWC", "NC", ...), color ("gray",
-    "rgb", "bgr", "none") and normalization (e.g. ``{"scale": 1/255, "offset": 0}``).
+    "rgb", "bgr", "none") and normalization, which is required (e.g. ``{"scale": 1/255,
+    "offset": 0}``; ``None`` for raw inputs, stored as ``{"scale": 1, "offset": 0}``): the
+    device applies exactly what is stored and has no default of its own.
     ``config`` carries the application's settings (window length, tile size, ...).
     """
 
@@ -106,6 +110,7 @@ def build_bundle(
     calib_x = np.asarray(calib_x, dtype=np.float32)
     if not np.isfinite(eval_x).all() or not np.isfinite(calib_x).all():
         raise ValueError("calibration or evaluation samples contain NaN or infinite values")
+    spec_input = _input_spec(spec)
     ref = np.asarray(model.predict(eval_x, verbose=0), dtype=np.float32)
 
     w = BundleWriter(out, name=spec.name, task=spec.task, app=spec.app)
@@ -122,7 +127,8 @@ def build_bundle(
         try:
             with contextlib.redirect_stdout(chatter), native_stderr(), warnings.catch_warnings():
                 # int8 with float statistics from the representative set, by design (see .tflite)
-                warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+                if not progress_mod.VERBOSE:
+                    warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
                 data = _convert(model, fmt, precision, calib_x, onnx_f32)
         except Exception:
             sys.stderr.write(chatter.getvalue()[-4000:])
@@ -159,7 +165,7 @@ def build_bundle(
         m.close()
 
     shape = [None, *[int(d) for d in model.inputs[0].shape[1:]]]
-    w.meta["input"] = {"shape": shape, "dtype": "float32", **spec.input}
+    w.meta["input"] = {"shape": shape, "dtype": "float32", **spec_input}
     if in_quant:
         w.meta["input"]["int8_quantization"] = in_quant
     out_shape = [None, *[int(d) for d in model.outputs[0].shape[1:]]]
@@ -186,9 +192,21 @@ def build_bundle(
         "metric": decider.name or None,
     }
     w.add_bytes("report/parity.md", parity_markdown(rows).encode())
-    w.add_bytes("report/parity.json", json.dumps(rows, indent=2).encode())
+    w.add_bytes("report/parity.json", dumps(rows, indent=2).encode())
     root = w.finish(zip_path)
     return BuildResult(path=root, parity=rows)
+
+
+def _input_spec(spec: ConversionSpec) -> dict[str, Any]:
+    """``spec.input`` with its normalization explicit, checked before any conversion work."""
+    if "normalization" not in spec.input:
+        raise ValueError(f"{spec.name}: ConversionSpec.input needs 'normalization' "
+                         f"(None for raw inputs, stored as {IDENTITY})")
+    d = dict(spec.input)
+    d["normalization"] = dict(IDENTITY) if d["normalization"] is None else d["normalization"]
+    Input.from_json({"shape": [None], "dtype": "float32", **d}, f"bundle '{spec.name}'")
+    Output.from_json({"shape": [None], "dtype": "float32", **spec.output}, f"bundle '{spec.name}'")
+    return d
 
 
 def _brief(row: dict[str, Any]) -> dict[str, Any]:

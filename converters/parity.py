@@ -7,78 +7,15 @@ flagged, with the reason, so a quantization that silently loses accuracy cannot 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from edgewise.edge.metrics import auroc
-from edgewise.edge.scoring import score_outputs
+# Decision rules and tolerances live with the runtime, so verify and the benchmarks judge by
+# the very same rules; re-exported here for the conversion API.
+from edgewise.edge.evaluate import DEFAULT_TOLERANCES, Decider, Tolerance, agreement
 
 __all__ = ["Tolerance", "DEFAULT_TOLERANCES", "Decider", "compare", "parity_markdown"]
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """Limits for one precision; ``max_abs_rel`` is relative to the reference output range."""
-
-    min_agreement: float
-    max_metric_drop: float
-    max_abs_rel: float | None = None
-
-
-DEFAULT_TOLERANCES: dict[str, Tolerance] = {
-    "float32": Tolerance(min_agreement=0.995, max_metric_drop=0.005, max_abs_rel=1e-3),
-    "float16": Tolerance(min_agreement=0.99, max_metric_drop=0.01, max_abs_rel=2e-2),
-    "dynamic": Tolerance(min_agreement=0.95, max_metric_drop=0.02),
-    "int8": Tolerance(min_agreement=0.95, max_metric_drop=0.02),
-}
-
-
-@dataclass
-class Decider:
-    """How raw outputs become decisions and a task metric.
-
-    ``kind``: "argmax" (top-1 class, metric accuracy), "threshold" (``score``, a name from
-    ``edge.scoring``, gives one score per sample; decision score >= threshold; metric AUROC),
-    or "none" (outputs only). ``metric_fn(outputs, x, y)`` overrides the metric (higher is
-    better); it is not stored in the bundle, the score name is.
-    """
-
-    kind: str = "argmax"
-    score: str = "last"
-    threshold: float | None = None
-    metric_fn: Callable[[np.ndarray, np.ndarray, np.ndarray | None], float] | None = None
-    metric_name: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def scores(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
-        return score_outputs(self.score, x, out).ravel()
-
-    def decisions(self, x: np.ndarray, out: np.ndarray, threshold: float | None) -> np.ndarray:
-        if self.kind == "argmax":
-            return out.reshape(len(out), -1).argmax(-1)
-        if self.kind == "threshold":
-            return self.scores(x, out) >= threshold
-        return np.zeros(len(out), dtype=bool)
-
-    def metric(self, x: np.ndarray, out: np.ndarray, y: np.ndarray | None) -> float | None:
-        if self.metric_fn is not None:
-            return float(self.metric_fn(out, x, y))
-        if y is None:
-            return None
-        if self.kind == "argmax":
-            return float((out.reshape(len(out), -1).argmax(-1) == np.asarray(y).ravel()).mean())
-        if self.kind == "threshold":
-            return auroc(self.scores(x, out), y)
-        return None
-
-    @property
-    def name(self) -> str:
-        if self.metric_name:
-            return self.metric_name
-        return {"argmax": "accuracy", "threshold": "auroc"}.get(self.kind, "")
 
 
 def compare(
@@ -97,17 +34,15 @@ def compare(
     if ref.shape != out.shape:
         return {"variant": variant, "flagged": True, "reasons": [f"shape {out.shape} != {ref.shape}"]}
     diff = np.abs(ref - out)
-    threshold = decider.threshold
-    if decider.kind == "threshold" and threshold is None:
-        threshold = float(np.median(decider.scores(x, ref)))
-    agree = float((decider.decisions(x, ref, threshold) == decider.decisions(x, out, threshold)).mean())
+    threshold = decider.threshold_for(x, ref)
+    agree = agreement(decider.decisions(x, ref, threshold), decider.decisions(x, out, threshold))
     m_ref = decider.metric(x, ref, y)
     m_out = decider.metric(x, out, y)
     delta = None if m_ref is None or m_out is None else m_out - m_ref
     reasons = []
     if not np.isfinite(out).all():
         reasons.append("non-finite outputs")
-    if decider.kind != "none" and agree < tolerance.min_agreement:
+    if agree is not None and agree < tolerance.min_agreement:
         reasons.append(f"decision agreement {agree:.4f} < {tolerance.min_agreement}")
     if delta is not None and np.isfinite(delta) and -delta > tolerance.max_metric_drop:
         reasons.append(f"{decider.name} drop {-delta:.4f} > {tolerance.max_metric_drop}")

@@ -6,7 +6,7 @@ quantization, labels, thresholds, app settings) travels with the files, and ever
 pinned by size and sha256 so a truncated copy or a tampered model is refused before it runs.
 
 >>> b = load_bundle("demo.bundle")                   # doctest: +SKIP
->>> b.variant("tflite_int8").file, b.thresholds      # doctest: +SKIP
+>>> b.variant("tflite_int8").file, b.spec.thresholds.for_variant("tflite_int8")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ import shutil
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .jsonenc import dumps
+from .spec import BACKENDS, PRECISIONS, SCHEMA_VERSION, BundleError, BundleSpec, Variant
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -27,16 +30,14 @@ __all__ = [
     "PRECISIONS",
     "Bundle",
     "BundleError",
+    "BundleSpec",
     "Variant",
     "BundleWriter",
     "load_bundle",
     "sha256_file",
 ]
 
-SCHEMA_VERSION = 1
 BUNDLE_JSON = "bundle.json"
-BACKENDS = ("litert", "onnxruntime")
-PRECISIONS = ("float32", "float16", "dynamic", "int8")
 # The order in which a device picks a variant when none is named: smallest, fastest first.
 PREFERRED_VARIANTS = (
     "tflite_int8",
@@ -46,61 +47,6 @@ PREFERRED_VARIANTS = (
     "tflite_float32",
     "onnx_float32",
 )
-_REQUIRED = {
-    "schema_version": int,
-    "name": str,
-    "task": str,
-    "app": str,
-    "created": str,
-    "edgewise_version": str,
-    "input": dict,
-    "output": dict,
-    "variants": dict,
-    "files": dict,
-}
-
-
-class BundleError(ValueError):
-    """A bundle that cannot be trusted: missing, truncated or tampered file, bad JSON."""
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One converted model inside a bundle, e.g. ``tflite_int8``."""
-
-    name: str
-    file: str
-    backend: str
-    precision: str
-    input_quantization: dict[str, Any] | None = None
-    output_quantization: dict[str, Any] | None = None
-    parity: dict[str, Any] = field(default_factory=dict)
-    flagged: bool = False
-
-    @classmethod
-    def from_json(cls, name: str, d: dict[str, Any], where: str) -> Variant:
-        for key in ("file", "backend", "precision"):
-            if not isinstance(d.get(key), str):
-                raise BundleError(f"{where}: variant '{name}' lacks string field '{key}'")
-        if d["backend"] not in BACKENDS:
-            raise BundleError(
-                f"{where}: variant '{name}' has backend '{d['backend']}', expected one of {BACKENDS}"
-            )
-        if d["precision"] not in PRECISIONS:
-            raise BundleError(
-                f"{where}: variant '{name}' has precision '{d['precision']}', "
-                f"expected one of {PRECISIONS}"
-            )
-        return cls(
-            name=name,
-            file=d["file"],
-            backend=d["backend"],
-            precision=d["precision"],
-            input_quantization=d.get("input_quantization"),
-            output_quantization=d.get("output_quantization"),
-            parity=d.get("parity", {}),
-            flagged=bool(d.get("flagged", False)),
-        )
 
 
 def sha256_file(path: Path) -> str:
@@ -113,47 +59,61 @@ def sha256_file(path: Path) -> str:
 
 @dataclass
 class Bundle:
-    """A loaded, verified bundle. ``meta`` is the raw ``bundle.json``."""
+    """A loaded, verified bundle: ``spec`` is its typed ``bundle.json``, ``meta`` the raw one.
+
+    Read the model's contract from ``spec`` (``spec.input.normalization``,
+    ``spec.thresholds.for_variant(v)``, ``spec.config``). ``input``, ``output``,
+    ``thresholds``, ``config`` and ``metrics`` below are the old raw-dict accessors, kept
+    while callers move to ``spec``.
+    """
 
     path: Path
     meta: dict[str, Any]
-    variants: dict[str, Variant]
+    spec: BundleSpec
+
+    @property
+    def variants(self) -> dict[str, Variant]:
+        return self.spec.variants
 
     @property
     def name(self) -> str:
-        return self.meta["name"]
+        return self.spec.name
 
     @property
     def task(self) -> str:
-        return self.meta["task"]
+        return self.spec.task
 
     @property
     def app(self) -> str:
-        return self.meta["app"]
+        return self.spec.app
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.spec.labels)
 
     @property
     def input(self) -> dict[str, Any]:
+        """Old accessor: the raw ``input`` object (use ``spec.input``)."""
         return self.meta["input"]
 
     @property
     def output(self) -> dict[str, Any]:
+        """Old accessor: the raw ``output`` object (use ``spec.output``)."""
         return self.meta["output"]
 
     @property
-    def labels(self) -> list[str]:
-        return list(self.meta.get("labels", []))
-
-    @property
     def thresholds(self) -> dict[str, Any]:
+        """Old accessor: the raw ``thresholds`` object (use ``spec.thresholds``)."""
         return dict(self.meta.get("thresholds", {}))
 
     @property
     def config(self) -> dict[str, Any]:
-        """Application settings (window length, tile size, ...) shared by training and edge."""
+        """Old accessor: application settings (use ``spec.config``)."""
         return dict(self.meta.get("config", {}))
 
     @property
     def metrics(self) -> dict[str, Any]:
+        """Old accessor: what training and conversion measured (use ``spec.metrics``)."""
         return dict(self.meta.get("metrics", {}))
 
     def file(self, rel: str) -> Path:
@@ -195,6 +155,7 @@ def _extract_zip(path: Path) -> Path:
 
 
 def _read_meta(root: Path) -> dict[str, Any]:
+    """The parsed ``bundle.json`` of ``root``, validated (``BundleSpec.from_json``)."""
     meta_path = root / BUNDLE_JSON
     if not meta_path.exists():
         raise BundleError(f"{meta_path}: missing; is '{root}' a bundle?")
@@ -202,21 +163,7 @@ def _read_meta(root: Path) -> dict[str, Any]:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BundleError(f"{meta_path}: malformed JSON ({e})") from None
-    if not isinstance(meta, dict):
-        raise BundleError(f"{meta_path}: top level must be an object")
-    for key, typ in _REQUIRED.items():
-        if key not in meta:
-            raise BundleError(f"{meta_path}: required field '{key}' is missing")
-        if not isinstance(meta[key], typ):
-            raise BundleError(f"{meta_path}: field '{key}' must be {typ.__name__}")
-    if meta["schema_version"] > SCHEMA_VERSION:
-        raise BundleError(
-            f"{meta_path}: schema_version {meta['schema_version']} is newer than this edgewise "
-            f"understands ({SCHEMA_VERSION}); upgrade edgewise"
-        )
-    for key in ("shape", "dtype"):
-        if key not in meta["input"]:
-            raise BundleError(f"{meta_path}: input spec lacks '{key}'")
+    BundleSpec.from_json(meta, str(meta_path))
     return meta
 
 
@@ -249,20 +196,19 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
         raise BundleError(f"{path}: no such bundle")
     root = _extract_zip(path) if path.is_file() else path
     meta = _read_meta(root)
-    where = str(root / BUNDLE_JSON)
-    variants = {}
-    for name, d in meta["variants"].items():
-        if not isinstance(d, dict):
-            raise BundleError(f"{where}: variant '{name}' must be an object")
-        v = Variant.from_json(name, d, where)
-        if v.file not in meta["files"]:
-            raise BundleError(f"{where}: variant '{name}' file '{v.file}' has no checksum entry")
-        variants[name] = v
-    if not variants:
-        raise BundleError(f"{where}: bundle has no model variants")
+    spec = _spec(meta, str(root / BUNDLE_JSON))
     if verify:
         verify_files(root, meta)
-    return Bundle(path=root, meta=meta, variants=variants)
+    return Bundle(path=root, meta=meta, spec=spec)
+
+
+def _spec(meta: dict[str, Any], where: str) -> BundleSpec:
+    """The typed spec, with every variant's file covered by a checksum entry."""
+    spec = BundleSpec.from_json(meta, where)
+    for name, v in spec.variants.items():
+        if v.file not in spec.files:
+            raise BundleError(f"{where}: variant '{name}' file '{v.file}' has no checksum entry")
+    return spec
 
 
 class BundleWriter:
@@ -309,26 +255,23 @@ class BundleWriter:
         return p
 
     def add_variant(self, variant: Variant) -> None:
-        d = {
-            "file": variant.file,
-            "backend": variant.backend,
-            "precision": variant.precision,
-            "input_quantization": variant.input_quantization,
-            "output_quantization": variant.output_quantization,
-            "parity": variant.parity,
-            "flagged": variant.flagged,
-        }
-        self.meta["variants"][variant.name] = d
+        self.meta["variants"][variant.name] = variant.to_json()
 
     def finish(self, zip_path: str | Path | None = None) -> Path:
-        """Checksum every file under the root (``report/`` included) and write bundle.json."""
+        """Checksum every file under the root (``report/`` included) and write bundle.json.
+
+        The metadata is validated first (``BundleSpec``): a bundle that would not load on the
+        device is never sealed.
+        """
         files = {}
         for p in sorted(self.root.rglob("*")):
             if p.is_file() and p.name != BUNDLE_JSON:
                 rel = p.relative_to(self.root).as_posix()
                 files[rel] = {"sha256": sha256_file(p), "size": p.stat().st_size}
         self.meta["files"] = files
-        (self.root / BUNDLE_JSON).write_text(json.dumps(self.meta, indent=2, default=_jsonable))
+        text = dumps(self.meta, indent=2)
+        _spec(json.loads(text), str(self.root / BUNDLE_JSON))
+        (self.root / BUNDLE_JSON).write_text(text)
         if zip_path is not None:
             pack_zip(self.root, zip_path)
         return self.root
@@ -342,15 +285,6 @@ def pack_zip(root: str | Path, zip_path: str | Path) -> Path:
             if p.is_file():
                 zf.write(p, p.relative_to(root).as_posix())
     return zip_path
-
-
-def _jsonable(o: Any) -> Any:
-    """numpy scalars and arrays in metadata become plain JSON."""
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
 def reopen(root: str | Path) -> BundleWriter:

@@ -183,7 +183,7 @@ def cmd_convert(a: argparse.Namespace) -> int:
         name=a.name or a.model.rsplit("/", 1)[-1].split(".")[0],
         task=a.task, app="generic",
         input={"layout": a.layout, "color": a.color,
-               **({"normalization": a.normalization} if a.normalization else {})},
+               "normalization": a.normalization},  # None: raw inputs, stored as such
         thresholds={"decision": a.threshold} if a.threshold is not None else {},
         labels=a.labels.split(",") if a.labels else [],
         decider=decider,
@@ -229,7 +229,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 def cmd_demo(a: argparse.Namespace) -> int:
     require("tensorflow", "keras", "tf2onnx", "sklearn", what="the demo (it trains models)")
-    from edgewise.train.demo import APP_DEMOS, demo_main
+    from edgewise.benchmarks.demo import APP_DEMOS, demo_main
 
     bad = [x for x in a.apps or [] if x not in ("digits", *APP_DEMOS)]
     if bad:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -139,19 +138,13 @@ def add_json(p: argparse.ArgumentParser, what: str = "the results") -> None:
                    help=f"write {what} as JSON to PATH ('-': to stdout, instead of the table)")
 
 
-def _plain(o: Any) -> Any:
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if hasattr(o, "item"):
-        return o.item()
-    return str(o)
-
-
 def emit_json(obj: Any, dest: str | None) -> bool:
     """Write ``obj`` for ``--json dest``; True when it went to stdout (so skip the human table)."""
     if not dest:
         return False
-    text = json.dumps(obj, indent=2, default=_plain)
+    from .jsonenc import dumps  # numpy-aware; imported here so this module stays stdlib-only
+
+    text = dumps(obj, indent=2, fallback=str)
     if dest == "-":
         print(text)
         return True

@@ -6,7 +6,8 @@ A deploy can never leave a device half-updated. On each host, in order:
    (tar over the SSH connection; no rsync needed on either side),
 2. verify every file's sha256 *there*, then rename the directory to ``releases/ID``,
 3. create (once) a venv with ``--system-site-packages`` (so apt's picamera2, numpy, OpenCV are
-   visible) and install the wheel into it,
+   visible) and install the wheel into it under a pip constraint on the device's own numpy
+   (``venv_recipe``), so pip never swaps the numpy apt's compiled packages were built against,
 4. smoke-test the new release with that venv: load the bundle (checksums again) and run one
    inference; on failure the old wheel is reinstalled and ``current`` is untouched,
 5. switch ``current`` atomically (``ln -s`` to a temporary name, then ``mv -T`` over it: a

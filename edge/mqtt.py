@@ -8,7 +8,7 @@ buffer file. Each payload carries ``seq`` (the outbox row id, never reused) so a
 drop the duplicates that QoS 1 ("at least once") allows.
 
 >>> sink = MqttSink("broker.local", device="pi-line3", app="inspect")   # doctest: +SKIP
->>> sink.write({"decision": "FAIL", "score": 0.93}); sink.close()      # doctest: +SKIP
+>>> sink.write(Event("inspect", "part", answer="FAIL", score=0.93)); sink.close()  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,10 +20,13 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .sinks import to_json
+from .event import Event
+from .jsonenc import dumps
+from .sinks import wire
 
 __all__ = ["MqttSink", "parse_broker", "topic_for", "default_buffer_path"]
 
@@ -212,11 +215,12 @@ class MqttSink:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
-    def write(self, event: dict[str, Any]) -> None:
-        event = dict(event)
-        event.setdefault("device", self.device)
-        event.setdefault("app", self.app)
-        body = to_json(event)
+    def write(self, event: Event | Mapping[str, Any]) -> None:
+        """Commit ``event`` (with this sink's ``device`` and ``app`` unless it names them)."""
+        d = wire(event)
+        d.setdefault("device", self.device)
+        d.setdefault("app", self.app)
+        body = dumps(d)
         with self._wake:
             if self._stop:
                 raise RuntimeError("MQTT sink is closed")

@@ -23,7 +23,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .metrics import percentiles
+from .evaluate import percentiles
+from .event import Event
 
 __all__ = ["Frame", "Source", "App", "Sink", "Runner", "RunStats", "LatestFrame", "STAGES"]
 
@@ -56,17 +57,20 @@ class Source(Protocol):
 
 
 class App(Protocol):
-    """The three application stages. ``postprocess`` returns an event dict or None."""
+    """The three application stages. ``postprocess`` returns an ``Event``, or None for a
+    frame that decides nothing worth recording (e.g. vibration windows between alarms)."""
 
     name: str
 
     def preprocess(self, frame: Frame) -> Any: ...
     def infer(self, x: Any) -> Any: ...
-    def postprocess(self, frame: Frame, y: Any) -> dict[str, Any] | None: ...
+    def postprocess(self, frame: Frame, y: Any) -> Event | None: ...
 
 
 class Sink(Protocol):
-    def write(self, event: dict[str, Any]) -> None: ...
+    """Where events go (JSON lines, SQLite, MQTT); ``write`` must not lose an event it accepted."""
+
+    def write(self, event: Event) -> None: ...
     def close(self) -> None: ...
 
 
@@ -172,7 +176,7 @@ class Runner:
         # Live view for monitors (status page) running in other threads; read-only for them.
         self.stats: RunStats | None = None
         self.last_frame: Frame | None = None
-        self.last_event: dict[str, Any] | None = None
+        self.last_event: Event | None = None
         self.t_start: float | None = None
         self._source: Any = None
 
@@ -224,17 +228,18 @@ class Runner:
             t2 = time.monotonic()
             y = self.app.infer(x)
             t3 = time.monotonic()
-            event = self.app.postprocess(frame, y)
+            out = self.app.postprocess(frame, y)
             t4 = time.monotonic()
+            event = None if out is None else Event.coerce(out)  # a dict: an app not yet on Event
         except (ValueError, RuntimeError, OSError) as e:
             stats.errors += 1
             log.error("frame %d from %s skipped: %s", frame.index, frame.meta.get("source", "?"), e)
             return
         self.last_frame, self.last_event = frame, event
         if event is not None:
-            event.setdefault("frame", frame.index)
-            event.setdefault("latency_ms", {})
-            event["latency_ms"].update(
+            if event.frame is None:
+                event.frame = frame.index
+            event.latency_ms.update(
                 preprocess=round((t2 - t1) * 1e3, 3),
                 inference=round((t3 - t2) * 1e3, 3),
                 postprocess=round((t4 - t3) * 1e3, 3),

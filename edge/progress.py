@@ -33,7 +33,13 @@ __all__ = ["progress", "Bar", "log", "debug", "set_verbosity", "is_noise", "nati
            "NOISY_LOGGERS"]
 
 QUIET = False
-VERBOSE = os.environ.get("EDGEWISE_VERBOSE", "") not in ("", "0")
+
+
+def _env_verbose() -> bool:
+    return os.environ.get("EDGEWISE_VERBOSE", "") not in ("", "0")
+
+
+VERBOSE = _env_verbose()
 
 # Python loggers of libraries that report their routine work at INFO (tf2onnx's graph
 # optimiser, TensorFlow's "Assets written to: /tmp/...", matplotlib's font cache).
@@ -56,7 +62,7 @@ _capture_lock = threading.RLock()
 def set_verbosity(*, quiet: bool = False, verbose: bool = False) -> None:
     """Set what the terminal shows for this process (``-q`` / ``-v`` of the command line)."""
     global QUIET, VERBOSE
-    QUIET, VERBOSE = bool(quiet), bool(verbose)
+    QUIET, VERBOSE = bool(quiet), bool(verbose) or _env_verbose()
     quiet_loggers()
 
 
@@ -180,16 +186,13 @@ def is_noise(line: str) -> bool:
 def native_stderr(keep_noise: bool | None = None) -> Iterator[list[str]]:
     """Capture what native code writes to fd 2 here; re-emit it without the known chatter.
 
-    Yields a list that receives every captured line (chatter included), so a caller can keep
-    what it needs (e.g. whether LiteRT created its XNNPACK delegate). With ``-v`` nothing is
-    captured and everything goes straight to the terminal.
+    Yields a list that receives every captured line (chatter included) when the block ends, so
+    a caller can keep what it needs (e.g. whether LiteRT created its XNNPACK delegate). With
+    ``-v`` (``keep_noise``) every line is re-emitted.
     """
     lines: list[str] = []
     if keep_noise is None:
         keep_noise = VERBOSE
-    if keep_noise:
-        yield lines
-        return
     with _capture_lock:
         try:
             sys.stderr.flush()
@@ -208,6 +211,6 @@ def native_stderr(keep_noise: bool | None = None) -> Iterator[list[str]]:
                 os.close(saved)
                 tmp.seek(0)
                 lines += tmp.read().decode("utf-8", "replace").splitlines()
-                kept = [ln for ln in lines if ln.strip() and not is_noise(ln)]
+                kept = [ln for ln in lines if ln.strip() and (keep_noise or not is_noise(ln))]
                 if kept:
                     print("\n".join(kept), file=sys.stderr, flush=True)

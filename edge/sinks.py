@@ -1,9 +1,10 @@
 """Where events go: JSON lines (stdout or file) and an SQLite event log.
 
 Each sink writes an event as soon as it gets it (flushed / committed), so a crash or power
-loss never takes already recorded events with it.
+loss never takes already recorded events with it. Sinks take ``Event``s; a plain mapping is
+written as it is (raw payloads, e.g. a test message).
 
->>> with SQLiteSink("events.db") as s: s.write({"app": "inspect", "decision": "FAIL"})  # doctest: +SKIP
+>>> with SQLiteSink("events.db") as s: s.write(Event("inspect", "part", answer="FAIL"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -13,26 +14,24 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from .event import Event
+from .jsonenc import dumps
 
-__all__ = ["JsonLinesSink", "SQLiteSink", "to_json"]
-
-
-def _plain(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+__all__ = ["JsonLinesSink", "SQLiteSink", "to_json", "wire"]
 
 
-def to_json(event: dict[str, Any]) -> str:
-    return json.dumps(event, default=_plain, separators=(",", ":"))
+def wire(event: Event | Mapping[str, Any]) -> dict[str, Any]:
+    """The flat wire object of an event (a mapping is taken as already on the wire)."""
+    return event.to_dict() if isinstance(event, Event) else dict(event)
+
+
+def to_json(event: Event | Mapping[str, Any]) -> str:
+    """One compact line of JSON."""
+    return dumps(wire(event))
 
 
 class JsonLinesSink:
@@ -46,7 +45,7 @@ class JsonLinesSink:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
-    def write(self, event: dict[str, Any]) -> None:
+    def write(self, event: Event | Mapping[str, Any]) -> None:
         self._f.write(to_json(event) + "\n")
         self._f.flush()
 
@@ -76,18 +75,21 @@ class SQLiteSink:
         )
         self._db.commit()
 
-    def write(self, event: dict[str, Any]) -> None:
+    def write(self, event: Event | Mapping[str, Any]) -> None:
+        d = wire(event)
+        ts = d.get("ts")
         with self._lock:
             self._db.execute(
                 "INSERT INTO events (ts, app, kind, json) VALUES (?, ?, ?, ?)",
-                (event.get("ts", time.time()), event.get("app"), event.get("kind"), to_json(event)),
+                (time.time() if ts is None else ts, d.get("app"), d.get("kind"), dumps(d)),
             )
             self._db.commit()
 
-    def events(self) -> list[dict[str, Any]]:
+    def events(self) -> list[Event]:
+        """Every recorded event, oldest first."""
         with self._lock:
             rows = self._db.execute("SELECT json FROM events ORDER BY id").fetchall()
-        return [json.loads(r[0]) for r in rows]
+        return [Event.from_dict(json.loads(r[0])) for r in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -13,17 +13,18 @@ Endpoints: ``/`` (page), ``/stats.json``, ``/stream.mjpg``, ``/snapshot.jpg``.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
 
-from .metrics import percentiles
-from .sinks import _plain
+from .evaluate import percentiles
+from .event import Event
+from .jsonenc import dumps
 
 __all__ = ["StatusServer", "annotate", "live_stats"]
 
@@ -38,24 +39,27 @@ document.getElementById('s').textContent=JSON.stringify(await r.json(),null,1)}c
 setInterval(tick,1000);tick();</script></body></html>"""
 
 
-def _text_lines(event: dict[str, Any] | None) -> list[str]:
-    if not event:
+def _text_lines(event: Event | None) -> list[str]:
+    """The answer and score under the app's own names (``person=ann similarity=0.82``)."""
+    if event is None:
         return []
-    keys = ("label", "decision", "name", "score", "probability", "anomalous", "alarm", "identity")
-    parts = [f"{k}={event[k]}" for k in keys if k in event and not isinstance(event[k], (dict, list))]
-    lat = (event.get("latency_ms") or {}).get("end_to_end")
-    lines = [" ".join(parts[:4])] if parts else []
+    parts = [f"{event.answer_key}={event.answer}"]
+    if event.score is not None:
+        parts.append(f"{event.score_key}={event.score:.4g}")
+    lines = [" ".join(parts)]
+    lat = event.latency_ms.get("end_to_end")
     if lat is not None:
         lines.append(f"end-to-end {lat:.1f} ms")
     return lines
 
 
 def annotate(
-    frame: Any, event: dict[str, Any] | None, app: Any = None, fps: float | None = None
+    frame: Any, event: Event | Mapping[str, Any] | None, app: Any = None, fps: float | None = None
 ) -> np.ndarray:
     """A BGR image of the frame with the event drawn on it (the app's own ``annotate`` first)."""
     import cv2
 
+    event = None if event is None else Event.coerce(event)
     custom = getattr(app, "annotate", None)
     if callable(custom):
         img = custom(frame, event)
@@ -106,7 +110,7 @@ def live_stats(runner: Any, recent: int = 300) -> dict[str, Any]:
         fps=round(stats.frames / uptime, 2) if uptime > 0 else 0.0,
         end_to_end=percentiles(e2e),
         inference=percentiles(stats.times["inference"][-recent:]),
-        last_event=runner.last_event,
+        last_event=None if runner.last_event is None else runner.last_event.to_dict(),
     )
     return out
 
@@ -160,7 +164,7 @@ class StatusServer:
                     app = getattr(server.runner.app, "name", "?")
                     self._send(200, "text/html; charset=utf-8", (_PAGE % {"app": app}).encode())
                 elif path == "/stats.json":
-                    body = json.dumps(live_stats(server.runner), default=_plain).encode()
+                    body = dumps(live_stats(server.runner)).encode()
                     self._send(200, "application/json", body)
                 elif path == "/snapshot.jpg":
                     jpg = server.jpeg()

@@ -6,7 +6,10 @@ an arm64 Debian bookworm root â€” the Python 3.11 of Raspberry Pi OS Bookworm â€
 QEMU user-mode emulation with the Pi's CPU model (``QEMU_CPU=cortex-a72`` for a Pi 4,
 ``cortex-a76`` for a Pi 5), installs the locally built edgewise wheel and its arm64 wheels in
 it, runs every variant of the bundle on the bundle's own evaluation samples with edgewise's
-edge runtime, and compares the answers with the same runtime on this machine.
+edge runtime, and compares the answers with the same runtime on this machine. It also reports
+which kernels ran on each side (XNNPACK delegation per variant, the dot-product instructions
+of int8 variants, the emulated CPU's features) and fails when arm64 did not run the kernels a
+Pi runs: a comparison against LiteRT's reference kernels proves nothing about the device.
 
 Emulation proves the instruction set and the numbers, never the speed: QEMU timings say
 nothing about a Pi, so none are reported as Pi timings.
@@ -27,6 +30,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -51,6 +55,14 @@ __all__ = [
     "quantized_steps",
     "compare_outputs",
     "judge",
+    "judge_kernels",
+    "delegation",
+    "kernels_text",
+    "hwcap_features",
+    "cpu_check",
+    "possible_cpus",
+    "dot_product_instructions",
+    "mounts_below",
     "root_key",
     "wheel_requirements",
     "check_environment",
@@ -144,6 +156,29 @@ def cpuinfo_text(target: Target, cores: int = 4) -> str:
         "Serial\t\t: 0000000000000000\n"
         f"Model\t\t: {target.model}\n"
     )
+
+
+_INSN = re.compile(r"^0x[0-9a-f]+:\s+([0-9a-f]{8})\b")
+
+
+def dot_product_instructions(log_lines: Any) -> dict[str, int]:
+    """SDOT/UDOT instructions (vector and by element) in a QEMU ``-d in_asm`` log.
+
+    Counted from the instruction words, not the mnemonics (QEMU's disassembler may not name
+    them): each translated instruction appears once, so this counts distinct instructions
+    that ran at least once, not executions. Instructions read: how much code was translated.
+    """
+    counts = {"sdot": 0, "udot": 0, "instructions": 0}
+    for line in log_lines:
+        m = _INSN.match(line)
+        if not m:
+            continue
+        w = int(m.group(1), 16)
+        counts["instructions"] += 1
+        # A64: DOT (vector) 0Q U01110 10 0 Rm 100101 Rn Rd; DOT (by element) 0Q U01111 10 LM Rm 1110 H0 Rn Rd
+        if (w & 0x9FE0FC00) == 0x0E809400 or (w & 0x9FC0F400) == 0x0F80E000:
+            counts["udot" if w >> 29 & 1 else "sdot"] += 1
+    return counts
 
 
 def possible_cpus(text: str) -> int:
@@ -258,12 +293,15 @@ def kernels_text(k: dict[str, Any] | None) -> str:
         return "-"
     if "error" in k:
         return f"unknown ({k['error']})"
+    dot = k.get("dot_product")
+    sdot = "" if not dot else (f"; dot product in the code that ran: SDOT {dot['sdot']}, UDOT {dot['udot']}"
+                               if "error" not in dot else f"; dot product unknown ({dot['error']})")
     if k.get("runtime") == "onnxruntime":
-        return ", ".join(k.get("providers") or []) or "-"
+        return (", ".join(k.get("providers") or []) or "-") + sdot
     if not k.get("delegate"):
         return f"built-in reference kernels, {k['nodes']} nodes (no XNNPACK)"
     rest = f" (built-in: {', '.join(k['builtin_ops'])})" if k.get("builtin_ops") else ""
-    return f"{k['delegate']} {k['delegated']}/{k['nodes']} nodes{rest}"
+    return f"{k['delegate']} {k['delegated']}/{k['nodes']} nodes{rest}{sdot}"
 
 
 def judge_kernels(backend: str, host: dict[str, Any] | None, arm: dict[str, Any] | None) -> list[str]:
@@ -496,8 +534,10 @@ def judge(row: dict[str, Any], precision: str, tol: Tolerance, decision: str = "
 # The part that runs inside the emulated root (and, for the comparison, on the host)
 
 
-def run_variants(bundle_path: str | Path, names: list[str] | None, threads: int) -> dict[str, Any]:
-    """Every (or the named) variant on the bundle's evaluation inputs: outputs and status."""
+def run_variants(bundle_path: str | Path, names: list[str] | None, threads: int,
+                 limit: int | None = None) -> dict[str, Any]:
+    """Every (or the named) variant on the bundle's evaluation inputs (the first ``limit``):
+    outputs, status and the kernels that ran."""
     from .backends import load_model
     from .bundle import load_bundle
 
@@ -505,7 +545,7 @@ def run_variants(bundle_path: str | Path, names: list[str] | None, threads: int)
     ev = bundle.meta.get("evaluation") or {}
     if not ev.get("x"):
         raise VerifyError(f"{bundle.path}: bundle.json has no evaluation samples to verify on")
-    x = np.load(bundle.file(ev["x"]))
+    x = np.load(bundle.file(ev["x"]))[:limit]
     results: dict[str, Any] = {}
     for name in names or list(bundle.variants):
         v = bundle.variant(name)
@@ -599,12 +639,13 @@ def _inside_main(argv: list[str]) -> int:
     p.add_argument("--bundle")
     p.add_argument("--variants", nargs="*")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--limit", type=int, help="only the first N evaluation samples")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="edgewise run arguments (app mode)")
     a = p.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.inside == "variants":
-        res = run_variants(a.bundle, a.variants or None, a.threads)
+        res = run_variants(a.bundle, a.variants or None, a.threads, a.limit)
         summary = {}
         for name, r in res.items():
             if r["outputs"] is not None:
@@ -1187,6 +1228,10 @@ def _verify(a: argparse.Namespace) -> int:
                 inside = json.loads((work / "out" / "results.json").read_text())
                 arm_out = {n: np.load(work / "out" / f"{n}.npy") for n in names
                            if (work / "out" / f"{n}.npy").exists()}
+                for n in names:  # which int8 kernels ran: dot product (SDOT) or not
+                    k = inside["variants"].get(n, {}).get("kernels") or {}
+                    if bundle.variant(n).precision == "int8" and (k.get("delegate") or k.get("providers")):
+                        k["dot_product"] = _dot_probe(root, target, env["python"], work, inroot, n, a.threads)
             app_rep = None
             if not a.no_app:
                 with stage("app", "the application's edge pipeline, end to end in the root"):
@@ -1271,6 +1316,32 @@ def _verify(a: argparse.Namespace) -> int:
     if not emit_json(rep, a.json):
         print(_report_text(rep))
     return EXIT_DISAGREE if failed else EXIT_OK
+
+
+# Samples the dot-product probe runs: every kernel the variant uses gets translated on the first
+# batch, and logging translations slows QEMU down, so a few samples suffice.
+DOT_PROBE_SAMPLES = 4
+
+
+def _dot_probe(root: Path, target: Target, python: str, work: Path, inroot: str, name: str,
+               threads: int) -> dict[str, Any]:
+    """Run one int8 variant again with QEMU logging the code it translates, and count the dot
+    product instructions in it: the evidence that XNNPACK picked its SDOT kernels (Pi 5)."""
+    log = work / f"qemu-{name}.log"
+    try:
+        _chroot(root, target, [python, "-m", "edgewise.edge.verify", "--inside", "variants", "--bundle",
+                               f"{inroot}/bundle", "--out", f"{inroot}/probe", "--threads", str(threads),
+                               "--variants", name, "--limit", str(DOT_PROBE_SAMPLES)],
+                what=f"{name} with QEMU's instruction log", timeout=1800,
+                extra_env={"QEMU_LOG": "in_asm", "QEMU_LOG_FILENAME": f"{inroot}/{log.name}"})
+        if not log.exists():
+            return {"error": "QEMU wrote no instruction log"}
+        with log.open(errors="replace") as f:
+            return dot_product_instructions(f)
+    except VerifyError as e:
+        return {"error": str(e)}
+    finally:
+        log.unlink(missing_ok=True)
 
 
 def _stage_app_args(app_args: str | None, work: Path, inroot: str) -> tuple[list[str], list[str]]:

@@ -116,3 +116,18 @@ def test_onnx_int8_does_not_saturate_on_long_positive_dot_products() -> None:
     sess = ort.InferenceSession(quantize_onnx_int8(to_onnx(model), x), providers=["CPUExecutionProvider"])
     out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     assert np.abs(out - ref).max() / np.abs(ref).max() < 0.01
+
+
+def test_conversion_states_its_input_normalization_explicitly() -> None:
+    """The device applies only what the bundle stores: raw inputs are written as identity,
+    a forgotten normalization or a colour typo is refused before any conversion work."""
+    from edgewise.converters import ConversionSpec
+    from edgewise.converters.package import _input_spec
+    from edgewise.edge import BundleError
+
+    raw = _input_spec(ConversionSpec("n", "classification", input={"normalization": None, "color": "gray"}))
+    assert raw["normalization"] == {"scale": 1.0, "offset": 0.0}
+    with pytest.raises(ValueError, match="ConversionSpec.input needs 'normalization'"):
+        _input_spec(ConversionSpec("n", "classification"))
+    with pytest.raises(BundleError, match="input.color 'RGB' is not one of"):
+        _input_spec(ConversionSpec("n", "classification", input={"normalization": None, "color": "RGB"}))

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from edgewise.train.demo import (
+from edgewise.benchmarks.demo.verdicts import (
     GOOD,
     MISMATCH,
     POOR,
@@ -101,8 +101,14 @@ def test_inspect_verdict_says_a_threshold_failing_good_parts_like_chance_is_not_
     assert "0.786" in v.line() and "15/15 good" in v.line()
 
 
-def test_inspect_verdict_is_good_when_the_threshold_beats_random_flagging() -> None:
+def test_inspect_verdict_is_good_when_the_threshold_beats_random_flagging_and_passes_most_good_parts(
+        ) -> None:
     assert verdict_inspect(_inspect(0.97, 1.0, 0.37)).status == GOOD
+
+
+def test_inspect_verdict_is_poor_when_better_than_chance_but_failing_most_good_parts() -> None:
+    v = verdict_inspect(_inspect(0.887, 0.987, 0.82))
+    assert v.status == POOR and "fails most good parts" in v.advice and "edgewise train inspect" in v.advice
 
 
 def test_inspect_verdict_at_chance_ranking() -> None:

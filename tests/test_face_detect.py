@@ -5,16 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgewise.edge.apps.face import (
+from edgewise.edge.apps.face.align import align_face, canonical_points, face_crop
+from edgewise.edge.apps.face.detect import (
     Detection,
     HaarDetector,
     UltraLightDetector,
     YuNetDetector,
-    align_face,
-    canonical_points,
     decode_ultralight,
     detector_model_path,
-    face_crop,
     make_detector,
     nms,
     ultralight_priors,
@@ -138,7 +136,7 @@ def test_box_only_crops_put_the_landmarks_near_the_canonical_points(models, data
     YuNet's landmarks, mapped through the box-only crop, land near the canonical points."""
     import cv2
 
-    from edgewise.edge.apps.face import box_transform
+    from edgewise.edge.apps.face.align import box_transform
 
     yunet = YuNetDetector(models / "yunet_n_320_320.onnx")
     if kind == "ultralight":

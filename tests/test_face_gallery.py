@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgewise.edge.gallery import Gallery
+from edgewise.edge.apps.face.gallery import Gallery
 
 
 def test_add_list_templates(tmp_path):

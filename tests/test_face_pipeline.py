@@ -27,7 +27,7 @@ def tiny(data_dir, tmp_path_factory):
 
 
 def test_tiny_embedding_training_beats_chance_and_init_on_unseen_orl(tiny, data_dir):
-    from edgewise.edge.apps.face import YuNetDetector
+    from edgewise.edge.apps.face.detect import YuNetDetector
     from edgewise.train.data.faces import load_orl
     from edgewise.train.face import build_embedding_net, open_set_rank1, prepare, to_input
     from edgewise.train.keras_utils import tf_setup
@@ -81,7 +81,7 @@ def test_enroll_and_run_on_a_folder_without_tensorflow(tiny, data_dir, tmp_path)
     gallery, events = tmp_path / "g.db", tmp_path / "events.jsonl"
     code = f"""
 import json, sys
-from edgewise.edge.apps.face import enroll_main, run_main
+from edgewise.edge.apps.face.cli import enroll_main, run_main
 common = ["--detector", "yunet", "--detector-model", {str(yunet)!r}]
 rc1 = enroll_main(["--gallery", {str(gallery)!r}, "--bundle", {str(bundle)!r}, "--name", "s1",
                    "--images", {str(enroll_dir)!r}] + common)
@@ -116,9 +116,10 @@ print(json.dumps({{"rc": [rc1, rc2, rc3], "tf": [m for m in sys.modules if m.spl
 def test_bad_frame_is_logged_and_the_runner_continues(tiny, data_dir, tmp_path, caplog):
     import cv2
 
-    from edgewise.edge.apps.face import FaceApp, YuNetDetector
+    from edgewise.edge.apps.face.app import FaceApp
+    from edgewise.edge.apps.face.detect import YuNetDetector
+    from edgewise.edge.apps.face.gallery import Gallery
     from edgewise.edge.bundle import load_bundle
-    from edgewise.edge.gallery import Gallery
     from edgewise.edge.pipeline import Frame, Runner
 
     class ListSource:
@@ -145,7 +146,7 @@ def test_bad_frame_is_logged_and_the_runner_continues(tiny, data_dir, tmp_path, 
         events: list = []
 
         def write(self, e):
-            self.events.append(e)
+            self.events.append(e.to_dict())  # the wire form every sink writes
 
         def close(self):
             pass
@@ -160,7 +161,10 @@ def test_bad_frame_is_logged_and_the_runner_continues(tiny, data_dir, tmp_path, 
 def test_flip_embedding_is_mirror_invariant_and_thresholds_exist_per_mode(tiny, data_dir):
     """Mirror averaging gives one embedding for a face and its mirror image; the bundle holds a
     threshold for every TTA mode and FAR, stricter FAR never lower."""
-    from edgewise.edge.apps.face import TTA_MODES, FaceEmbedder, YuNetDetector, face_crops, unknown_threshold
+    from edgewise.edge.apps.face.align import face_crops
+    from edgewise.edge.apps.face.detect import YuNetDetector
+    from edgewise.edge.apps.face.embed import TTA_MODES, FaceEmbedder
+    from edgewise.edge.apps.face.match import unknown_threshold
     from edgewise.edge.bundle import load_bundle
     from edgewise.train.data.faces import load_orl
 
@@ -182,7 +186,8 @@ def test_flip_embedding_is_mirror_invariant_and_thresholds_exist_per_mode(tiny, 
 
 
 def test_recalibration_uses_the_bundles_own_heldout_identities(tiny, data_dir, tmp_path):
-    from edgewise.edge.apps.face import TTA_MODES, unknown_threshold
+    from edgewise.edge.apps.face.embed import TTA_MODES
+    from edgewise.edge.apps.face.match import unknown_threshold
     from edgewise.edge.bundle import load_bundle
     from edgewise.train.face import recalibrate
 

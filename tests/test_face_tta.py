@@ -8,11 +8,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from edgewise.edge.apps.face import bundle_tta, l2n, tta_pair, unknown_threshold
+from edgewise.edge.apps.face.embed import bundle_tta, l2n, tta_pair
+from edgewise.edge.apps.face.match import unknown_threshold
+from edgewise.edge.spec import Thresholds
 
 
 def _bundle(thresholds: dict, config: dict | None = None) -> SimpleNamespace:
-    return SimpleNamespace(thresholds=thresholds, config=config or {}, path=Path("b.bundle"))
+    spec = SimpleNamespace(thresholds=Thresholds.from_json(thresholds), config=config or {})
+    return SimpleNamespace(spec=spec, path=Path("b.bundle"))
 
 
 NEW = _bundle({"unknown": 0.6, "far_target": 0.001, "tta": "flip",

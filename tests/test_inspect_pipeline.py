@@ -118,12 +118,12 @@ def test_reject_pin_pulses_on_fail_only(small_run: tuple[Path, dict], data_dir: 
                 threads=1,
                 threshold=threshold,
                 reject=DigitalOutputDevice(17),
-                pulse_s=0.05,
+                pulse=0.05,
             )
             ev = app.postprocess(frame, app.infer(app.preprocess(frame)))
             time.sleep(0.2)  # the pulse runs in gpiozero's background thread
             app.close()
-            return ev["decision"]
+            return ev.answer
 
         assert run(threshold=1e9) == "PASS"  # no logit reaches 1e9: PASS, pin never driven
         assert [s.state for s in pin.states] == [False]

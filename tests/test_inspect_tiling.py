@@ -25,7 +25,7 @@ from edgewise.train.inspect import operating_point, recall_per_kind, synthetic_d
 @pytest.mark.parametrize("tile,stride", [(64, 32), (64, 64), (48, 40)])
 def test_tiles_cover_every_pixel_and_stay_inside(h: int, w: int, tile: int, stride: int) -> None:
     img = (np.arange(h * w) % 251).astype(np.uint8).reshape(h, w)
-    tiles, pos = make_tiles(img, TileConfig(tile=tile, stride=stride))
+    tiles, pos = make_tiles(img, TileConfig(tile=tile, stride=stride, scale=1.0))
     H, W = max(h, tile), max(w, tile)
     seen = np.zeros((H, W), bool)
     for y, x in pos:
@@ -62,13 +62,13 @@ def test_roi_parsing_and_cropping_errors_are_one_line() -> None:
 
 def test_tile_config_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="stride must be in 1..tile"):
-        TileConfig(tile=64, stride=65)
+        TileConfig(tile=64, stride=65, scale=1.0)
     with pytest.raises(ValueError, match="tile must be >= 8"):
-        TileConfig(tile=4, stride=2)
+        TileConfig(tile=4, stride=2, scale=1.0)
     with pytest.raises(ValueError, match="norm must be one of none, image, got 'zscore'"):
-        TileConfig(norm="zscore")
+        TileConfig(tile=64, stride=32, scale=1.0, norm="zscore")
     with pytest.raises(ValueError, match="top_k must be >= 1"):
-        TileConfig(top_k=0)
+        TileConfig(tile=64, stride=32, scale=1.0, top_k=0)
 
 
 def test_tile_config_round_trips_and_old_bundles_default_to_max_without_norm() -> None:
@@ -76,6 +76,17 @@ def test_tile_config_round_trips_and_old_bundles_default_to_max_without_norm() -
     assert TileConfig.from_config({"tiling": cfg.as_dict()}) == cfg
     old = TileConfig.from_config({"tiling": {"tile": 64, "stride": 32, "scale": 0.5}})
     assert old.norm == "none" and old.top_k == 1
+
+
+def test_tile_config_refuses_a_bundle_without_its_scale_instead_of_guessing_one() -> None:
+    from edgewise.edge.bundle import BundleError
+
+    with pytest.raises(BundleError, match="config.tiling lacks scale"):
+        TileConfig.from_config({"tiling": {"tile": 64, "stride": 32}})
+    with pytest.raises(BundleError, match="no 'tiling' section"):
+        TileConfig.from_config({})
+    with pytest.raises(TypeError):
+        TileConfig(tile=64, stride=32)  # type: ignore[call-arg]  # no device-side default scale
 
 
 def test_image_normalisation_maps_dark_and_bright_exposures_of_a_part_alike() -> None:

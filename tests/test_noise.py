@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -73,9 +74,10 @@ def test_native_stderr_drops_chatter_and_reemits_the_rest(capfd: pytest.CaptureF
 def test_native_stderr_passes_everything_when_verbose(capfd: pytest.CaptureFixture,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(progress, "VERBOSE", True)
-    with progress.native_stderr():
+    with progress.native_stderr() as lines:
         os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
     assert "XNNPACK" in capfd.readouterr().err
+    assert lines == ["INFO: Created TensorFlow Lite XNNPACK delegate for CPU."]  # still kept for callers
 
 
 def test_progress_prints_plain_lines_when_stderr_is_not_a_terminal(capsys: pytest.CaptureFixture,
@@ -106,6 +108,15 @@ def test_opencv_yunet_creation_is_quiet(capfd: pytest.CaptureFixture, not_verbos
     det = YuNetDetector(model)
     det.detect(np.zeros((120, 100, 3), np.uint8))
     assert "setPreferableTarget" not in capfd.readouterr().err
+
+
+def test_tensorflow_keeps_retracing_warnings_and_info_out_of_the_terminal(not_verbose: None) -> None:
+    from edgewise.train.keras_utils import import_tensorflow
+
+    tf = import_tensorflow()
+    log = tf.get_logger()  # "N out of the last M calls ... triggered tf.function retracing" is a WARNING
+    assert not log.isEnabledFor(logging.WARNING) and log.isEnabledFor(logging.ERROR)
+    assert not logging.getLogger("tf2onnx.optimizer").isEnabledFor(logging.INFO)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgewise.edge.event import Event
 from edgewise.edge.pipeline import Frame, LatestFrame, Runner
 from edgewise.edge.sources import VideoSource
 
@@ -177,8 +178,8 @@ def test_digits_bundle_runs_on_the_video_through_the_runner(video: Path, digits_
     events: list[dict] = []
 
     class Collect:
-        def write(self, e):
-            events.append(e)
+        def write(self, e: Event):
+            events.append(e.to_dict())  # the wire form every sink writes
 
         def close(self):
             pass

@@ -397,3 +397,27 @@ def test_the_root_sees_sys_and_as_many_pi_cores_as_this_machine_has(tmp_path, mo
     assert 'mount -t proc proc "$r/proc"' in script and 'mount --rbind /dev "$r/dev"' in script
     text = (tmp_path / "cpuinfo-pi5.txt").read_text()
     assert _field(text, "processor") == ["0", "1", "2"]
+
+
+def test_dot_product_instructions_are_counted_from_qemu_instruction_words():
+    """Lines as QEMU's ``-d in_asm`` writes them; its disassembler prints SDOT as ``.byte``."""
+    log = [
+        "----------------", "IN: ",
+        "0x5500e0d640:  4f80e090  .byte    0x90, 0xe0, 0x80, 0x4f",  # sdot v16.4s, v4.16b, v0.4b[0]
+        "0x5500e0d644:  4e829420  .byte    0x20, 0x94, 0x82, 0x4e",  # sdot v0.4s, v1.16b, v2.16b
+        "0x5500e0d648:  6e829420  .byte    0x20, 0x94, 0x82, 0x6e",  # udot v0.4s, v1.16b, v2.16b
+        "0x5508f25c94:  0e268102  smlal    v2.8h, v8.8b, v6.8b",   # the non-dot int8 path
+        "0x550283ce40:  d503201f  nop      ",
+    ]
+    assert verify.dot_product_instructions(log) == {"sdot": 2, "udot": 1, "instructions": 5}
+    assert verify.dot_product_instructions(["garbage", ""]) == {"sdot": 0, "udot": 0, "instructions": 0}
+
+
+def test_the_kernel_cell_shows_the_dot_product_count_of_an_int8_variant():
+    xnn = {"runtime": "litert", "delegate": "XNNPACK", "partitions": 1, "nodes": 6, "delegated": 5,
+           "builtin_ops": ["SOFTMAX"], "dot_product": {"sdot": 206, "udot": 0, "instructions": 9}}
+    assert verify.kernels_text(xnn) == ("XNNPACK 5/6 nodes (built-in: SOFTMAX); dot product in the code "
+                                        "that ran: SDOT 206, UDOT 0")
+    ort = {"runtime": "onnxruntime", "providers": ["CPUExecutionProvider"],
+           "dot_product": {"error": "no log"}}
+    assert verify.kernels_text(ort) == "CPUExecutionProvider; dot product unknown (no log)"

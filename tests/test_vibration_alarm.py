@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgewise.edge.apps.vibration import AlarmState
+from edgewise.edge.apps.vibration import AlarmConfig, AlarmState
 
 
 def feed(a: AlarmState, scores: list[float]) -> list[str | None]:
@@ -38,3 +38,14 @@ def test_bad_debounce_settings_are_refused():
         AlarmState(1.0, n=4, m=3)
     with pytest.raises(ValueError, match="must not exceed"):
         AlarmState(1.0, clear_threshold=2.0)
+
+
+def test_bundle_alarm_settings_are_all_required_so_no_device_default_applies():
+    with pytest.raises(ValueError, match="config.alarm lacks m, clear_ratio"):
+        AlarmConfig.from_bundle({"n": 3})
+    with pytest.raises(ValueError, match="unknown alarm settings"):
+        AlarmConfig.from_bundle({"n": 3, "m": 5, "clear_ratio": 0.8, "debounce": 2})
+    a = AlarmConfig.from_bundle({"n": 2, "m": 4, "clear_ratio": 0.5}).state(1.0)
+    assert (a.n, a.m, a.clear_threshold) == (2, 4, 0.5)
+    b = AlarmConfig.from_bundle({"n": 2, "m": 4, "clear_ratio": 0.5}).state(1.0, n=1, m=2)
+    assert (b.n, b.m) == (1, 2)

@@ -194,3 +194,40 @@ def test_nan_window_is_logged_and_the_loop_keeps_going(synth_bundle: Path, caplo
     stats = Runner(app, [ListSink()]).run(RecordingSource(sig, fs=12000, window=2048, name="nan-test"))
     assert stats.frames == 5 and stats.errors == 1 and len(got) == 4
     assert "frame 1 from nan-test skipped: window has 1 NaN/infinite samples of 2048" in caplog.text
+
+
+def test_run_stats_window_bounds_timings_but_counts_every_window(synth_bundle: Path, tmp_path: Path):
+    from edgewise.edge.apps.vibration import run_main
+    from edgewise.train.data.synthetic_vibration import synthesize
+
+    np.save(tmp_path / "x.npy", synthesize("normal", seconds=1.0, seed=3).signal[: 2048 * 5])
+    stats = tmp_path / "stats.json"
+    rc = run_main(["--bundle", str(synth_bundle), "--source", str(tmp_path / "x.npy"), "--fs", "12000",
+                   "--jsonl", "", "--stats", str(stats), "--stats-window", "2", "-q"])
+    s = json.loads(stats.read_text())
+    assert rc == 0 and s["frames"] == 5
+    assert s["end_to_end"]["n"] < 4  # trimmed to the window (amortized: at most 2 x 2 - 1 kept)
+
+
+def test_event_answer_is_the_alarm_state_and_operator_settings_override_the_bundle(synth_bundle: Path):
+    from edgewise.edge.apps.vibration import INDICATORS, VibrationApp
+    from edgewise.edge.bundle import load_bundle
+    from edgewise.edge.event import Event
+    from edgewise.edge.pipeline import Frame
+    from edgewise.train.data.synthetic_vibration import synthesize
+
+    w = synthesize("normal", seconds=1.0, seed=5).signal[:2048]
+    opts = VibrationApp.Options(alarm_n=1, alarm_m=1, changes_only=True)
+    with VibrationApp(load_bundle(synth_bundle), threads=1, threshold=0.0, options=opts) as app:
+        assert (app.alarm.n, app.alarm.m) == (1, 1)
+        frame = Frame(w, 0.0, 0, {"fs": 12000.0, "source": "s", "t_signal": 0.0})
+        ev = app.postprocess(frame, app.infer(app.preprocess(frame)))
+        assert isinstance(ev, Event) and ev.kind == "alarm_raised" and ev.answer is True
+        wire = ev.to_dict()
+        assert wire["alarm"] is True and wire["anomalous"] is True and wire["score"] == ev.score > 0
+        assert wire["source"] == "s" and tuple(wire["indicators"]) == INDICATORS
+        assert app.postprocess(frame, app.infer(app.preprocess(frame))) is None  # no change: changes_only
+    with VibrationApp(load_bundle(synth_bundle), threads=1) as app:  # the bundle's debounce and threshold
+        b = load_bundle(synth_bundle).spec
+        assert (app.alarm.n, app.alarm.m) == (b.config["alarm"]["n"], b.config["alarm"]["m"])
+        assert app.threshold == b.thresholds.for_variant(app.variant)

@@ -7,6 +7,7 @@ import pytest
 
 from edgewise.edge.apps.vibration import (
     INDICATORS,
+    FeatureConfig,
     FeatureExtractor,
     Mahalanobis,
     check_window,
@@ -98,3 +99,18 @@ def test_mahalanobis_scores_shifted_indicators_higher_and_round_trips():
     assert np.median(m.score(normal + 3.0)) > 10 * np.median(m.score(normal))
     m2 = Mahalanobis.from_dict(m.to_dict())
     np.testing.assert_allclose(m2.score(normal[:3]), m.score(normal[:3]))
+
+
+def test_bundle_feature_settings_are_all_required_so_no_device_default_applies():
+    full = FeatureConfig().to_dict()
+    assert FeatureConfig.from_bundle(full) == FeatureConfig()
+    with pytest.raises(ValueError, match="config.features lacks env_fmax"):
+        FeatureConfig.from_bundle({k: v for k, v in full.items() if k != "env_fmax"})
+
+
+def test_mahalanobis_one_window_path_equals_the_batch_path():
+    rng = np.random.default_rng(1)
+    m = Mahalanobis().fit(rng.normal(size=(100, 5)))
+    rows = rng.normal(size=(4, 5)) * 2
+    one = [m.score_one(r) for r in rows]
+    np.testing.assert_allclose(one, m.score(rows), rtol=1e-12)

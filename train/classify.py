@@ -14,7 +14,7 @@ import numpy as np
 
 from edgewise.converters import ConversionSpec, build_bundle
 from edgewise.converters.package import BuildResult
-from edgewise.converters.parity import Decider
+from edgewise.edge.evaluate import Decider
 
 from .keras_utils import EpochProgress, tf_setup
 

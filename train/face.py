@@ -62,13 +62,15 @@ def faces_root(data: str | Path) -> Path:
 
 
 def default_yunet(data: str | Path | None) -> Path | None:
+    """YuNet under the datasets folder (the same lookup as ``run face``), or None when absent."""
+    from edgewise.edge.apps.face import detector_model_path
+
     if data is None:
         return None
-    for c in (Path(data) / "models/face_detection/yunet_n_320_320.onnx",
-              Path(data).parent / "models/face_detection/yunet_n_320_320.onnx"):
-        if c.is_file():
-            return c
-    return None
+    try:
+        return detector_model_path("yunet", data=data)
+    except ValueError:
+        return None
 
 
 @dataclass

@@ -1015,6 +1015,9 @@ def make_synthetic_dataset(out: str | Path, n_good: int = 60, n_defect: int = 30
     return out
 
 
+# 25 parts x 5 epochs (2 min here) ranked test parts at AUROC 0.79 and failed 95 % of the good parts at
+# the 98 %-recall threshold, no better than failing parts at random; 50 x 8 (3.5 min): 0.89 and 82 %
+DEMO_LIMIT, DEMO_EPOCHS = 50, 8
 DEMO_FULL_COMMAND = ("edgewise train inspect --data $EDGEWISE_DATA --mode supervised --epochs 20 "
                      "--out mt_supervised.bundle (about 25 min here)")
 
@@ -1039,11 +1042,12 @@ def demo(out_dir: Path, data: Path | None, quiet: bool) -> dict[str, Any]:
     if real:
         src = find_magnetic_tile(data)
         log(
-            "inspect demo: REAL data (magnetic tile), a short training on a subset (25 parts per "
-            "kind, 5 epochs): figures below are far from a full `edgewise train inspect` run",
+            f"inspect demo: REAL data (magnetic tile), a short training on a subset ({DEMO_LIMIT} parts "
+            f"per kind and split, {DEMO_EPOCHS} epochs); the full model: {DEMO_FULL_COMMAND}",
             quiet=False,
         )
-        cfg = InspectConfig(mode="supervised", epochs=5, limit=25, defect_crops=12, good_crops=6, batch=32)
+        cfg = InspectConfig(mode="supervised", epochs=DEMO_EPOCHS, limit=DEMO_LIMIT, defect_crops=12,
+                            good_crops=6, batch=32)
     else:
         src = make_synthetic_dataset(out_dir / "synthetic_tiles")
         log(

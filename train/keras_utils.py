@@ -27,15 +27,15 @@ def import_tensorflow() -> Any:
         import tensorflow as tf
 
         tf.config.list_physical_devices()
-    level = logging.DEBUG if progress.VERBOSE else logging.ERROR
-    tf.get_logger().setLevel(level)
+    progress.quiet_loggers()
+    # "tensorflow" also logs tf.function retracing at WARNING: routine for small models, not news
+    tf.get_logger().setLevel(logging.DEBUG if progress.VERBOSE else logging.ERROR)
     try:
         from absl import logging as absl_logging
 
         absl_logging.set_verbosity(absl_logging.DEBUG if progress.VERBOSE else absl_logging.ERROR)
     except ImportError:  # absl comes with TensorFlow; nothing to quiet without it
         pass
-    progress.quiet_loggers()
     return tf
 
 

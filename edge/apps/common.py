@@ -9,7 +9,6 @@ with ``add_sink_args(parser)`` and ``make_sinks(args, app_name)``.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -17,6 +16,7 @@ import threading
 from typing import Any
 
 from ..cliargs import Parser, add_quiet
+from ..jsonenc import dumps
 from ..pipeline import LatestFrame, Runner
 from ..sinks import JsonLinesSink, SQLiteSink
 from ..sources import open_source
@@ -172,7 +172,7 @@ def start_stats_log(runner: Runner, every: float) -> threading.Event | None:
         while not done.wait(every):
             s = live_stats(runner)
             s.pop("last_event", None)
-            log.info("stats %s", json.dumps(s, default=str, separators=(",", ":")))
+            log.info("stats %s", dumps(s))
 
     threading.Thread(target=loop, name="stats-log", daemon=True).start()
     return done
@@ -192,6 +192,6 @@ def run_app(app: Any, a: argparse.Namespace, **source_kw: Any) -> int:
     summary = stats.summary()
     if a.stats:
         with open(a.stats, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2)
+            f.write(dumps(summary, indent=2))
     print_stats(summary)
     return 0

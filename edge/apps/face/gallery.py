@@ -1,9 +1,10 @@
 """The face gallery: enrolled people and their embeddings in one SQLite file.
 
 Only embeddings are stored (float32 blobs), not photos, unless the caller passes the aligned
-crops explicitly. Each embedding records the model (bundle name) that made it, because
-embeddings of two networks are not comparable. ``remove`` deletes every row of a person and
-vacuums the file, so the person's data is gone from disk, not just unlinked.
+crops explicitly. Each embedding records the model that made it (``model_tag``: bundle name and
+creation time), because embeddings of two networks are not comparable. ``remove`` deletes
+every row of a person and vacuums the file, so the person's data is gone from disk, not just
+unlinked.
 
 >>> with Gallery("people.db") as g:                          # doctest: +SKIP
 ...     g.add("alice", embeddings, model="face-embed")
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .embed import l2n
 
 __all__ = ["Gallery"]
 
@@ -54,6 +57,7 @@ class Gallery:
         self.close()
 
     def close(self) -> None:
+        """Close the SQLite connection (the context manager does this)."""
         self._db.close()
 
     def add(self, name: str, embeddings: np.ndarray, *, model: str, sources: list[str] | None = None,
@@ -84,6 +88,7 @@ class Gallery:
         return len(e)
 
     def people(self) -> list[dict[str, Any]]:
+        """Every person with their embedding count and the models that made them (``enroll --list``)."""
         q = (
             "SELECT p.name, p.created, COUNT(e.id), GROUP_CONCAT(DISTINCT e.model) FROM people p "
             "LEFT JOIN embeddings e ON e.person_id = p.id GROUP BY p.id ORDER BY p.name"
@@ -92,6 +97,7 @@ class Gallery:
                 for n, c, k, m in self._db.execute(q)]
 
     def embeddings(self, name: str | None = None, model: str | None = None) -> list[tuple[str, np.ndarray]]:
+        """(name, vector) rows in insertion order, optionally of one person and one model only."""
         q = "SELECT p.name, e.vector FROM embeddings e JOIN people p ON p.id = e.person_id WHERE 1=1"
         args: list[Any] = []
         if name is not None:
@@ -107,12 +113,11 @@ class Gallery:
         """One L2-normalized mean embedding per person (made by ``model``): names, (k, d)."""
         by: dict[str, list[np.ndarray]] = {}
         for n, v in self.embeddings(model=model):
-            by.setdefault(n, []).append(v / max(float(np.linalg.norm(v)), 1e-12))
+            by.setdefault(n, []).append(l2n(v))  # each photo counts once, however long its vector
         names = sorted(by)
         if not names:
             return [], np.zeros((0, 0), np.float32)
-        t = np.stack([np.mean(by[n], axis=0) for n in names]).astype(np.float32)
-        return names, t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+        return names, l2n(np.stack([np.mean(by[n], axis=0) for n in names]))
 
     def remove(self, name: str) -> bool:
         """Forget ``name`` completely (embeddings, images, the person row); False if absent."""

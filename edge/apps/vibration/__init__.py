@@ -1,0 +1,46 @@
+"""Vibration anomaly detection on the edge: one signal window at a time, numpy only.
+
+- ``features``: windowing and the ONE implementation of the spectral features and classical
+  indicators, shared with training (``edgewise.train.vibration``);
+- ``baseline``: the classical Mahalanobis distance the autoencoder is compared with;
+- ``alarm``: N-of-M debounce with hysteresis;
+- ``app``: ``VibrationApp``, the three pipeline stages, and the autoencoder's score;
+- ``cli``: ``edgewise run vibration`` (``run_main``).
+
+The names below are the package's public surface; training, benchmarks and tests import
+them from here.
+
+>>> # edgewise run vibration --bundle vib.bundle --source IR007_0.npy --fs 12000 --realtime
+"""
+
+from __future__ import annotations
+
+from .alarm import AlarmConfig, AlarmState
+from .app import VibrationApp, reconstruction_error
+from .baseline import Mahalanobis
+from .cli import run_main
+from .features import (
+    INDICATORS,
+    FeatureConfig,
+    FeatureExtractor,
+    check_window,
+    frame_signal,
+    split_in_time,
+    standardize,
+)
+
+__all__ = [
+    "INDICATORS",
+    "FeatureConfig",
+    "FeatureExtractor",
+    "frame_signal",
+    "split_in_time",
+    "standardize",
+    "reconstruction_error",
+    "check_window",
+    "Mahalanobis",
+    "AlarmState",
+    "AlarmConfig",
+    "VibrationApp",
+    "run_main",
+]
