@@ -532,7 +532,7 @@ def bench_main(argv: list[str]) -> int:
     p.add_argument("--out", default="bench_face", help="output folder (JSON, Markdown, ROC)")
     p.add_argument("--detector-model",
                    help="YuNet .onnx (default DATA/models/face_detection/yunet_n_320_320.onnx)")
-    p.add_argument("--threads", default="1,2", help="thread counts for the timing, comma separated")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts for the timing")
     p.add_argument("--repeats", type=int, default=10, help="random draws of the 6-person protocol")
     p.add_argument("--p0", type=float, default=0.85,
                    help="probability threshold of the closed-set classifier")
@@ -542,10 +542,8 @@ def bench_main(argv: list[str]) -> int:
     add_json(p)
     add_quiet(p)
     a = p.parse_args(argv)
-    try:
-        threads = [int(t) for t in a.threads.split(",") if t.strip()]
-    except ValueError:
-        p.error(f"--threads must be comma-separated integers, got '{a.threads}'")
+    if min(a.threads) < 1:
+        p.error("--threads must be at least 1")
     if not Path(a.bundle).exists():
         return fail("edgewise bench face", f"{a.bundle}: no such bundle")
     try:
@@ -556,7 +554,7 @@ def bench_main(argv: list[str]) -> int:
         if det is None or not det.is_file():
             raise ValueError(f"{det}: YuNet model file not found (--detector-model)")
         r = bench_face(data, Path(a.bundle), Path(a.out), detector_model=det,
-                       threads=threads, repeats=3 if a.quick else a.repeats,
+                       threads=a.threads, repeats=3 if a.quick else a.repeats,
                        p0=a.p0, iterations=15 if a.quick else a.iterations, seed=a.seed)
     except ValueError as e:
         return fail("edgewise bench face", e)

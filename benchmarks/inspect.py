@@ -235,24 +235,20 @@ def bench_main(argv: list[str]) -> int:
     )
     p.add_argument("--bundle", action="append", required=True, help="inspection bundle (repeatable)")
     p.add_argument("--data", help="dataset folder, if it moved since training")
-    p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to time")
     p.add_argument("--max-images", type=int, default=60, help="test images timed per cell")
     p.add_argument("--repeats", type=int, default=3, help="timing passes over the timed images")
     p.add_argument("--out", help="folder for inspect_bench.json and inspect_bench.md")
     add_json(p)
     add_quiet(p)
     a = p.parse_args(argv)
-    try:
-        threads = [int(t) for t in a.threads.split(",") if t.strip()]
-    except ValueError:
-        p.error(f"--threads must be comma-separated integers, got '{a.threads}'")
-    if not threads or min(threads) < 1 or a.max_images < 1 or a.repeats < 1:
+    if min(a.threads) < 1 or a.max_images < 1 or a.repeats < 1:
         p.error("--threads, --max-images and --repeats must be at least 1")
     for b in a.bundle:
         if not Path(b).exists():
             raise FileNotFoundError(f"{b}: no such bundle")
     res = bench_bundles(
-        a.bundle, a.data, threads=threads, max_images=a.max_images, repeats=a.repeats, quiet=a.quiet
+        a.bundle, a.data, threads=a.threads, max_images=a.max_images, repeats=a.repeats, quiet=a.quiet
     )
     md = bench_markdown(res)
     if not emit_json(res, a.json):

@@ -30,7 +30,7 @@ from edgewise.edge.scoring import score_outputs
 
 from .host import host_info
 
-__all__ = ["bench_bundle", "rss_mib", "peak_rss_delta_mib", "evaluate", "latency_markdown"]
+__all__ = ["bench_bundle", "bench_main", "rss_mib", "peak_rss_delta_mib", "evaluate", "latency_markdown"]
 
 
 def _status_mib(key: str) -> float:
@@ -219,6 +219,51 @@ def latency_markdown(result: dict[str, Any]) -> str:
         )
     lines += [f"{sk['variant']}: skipped, {sk['reason']}" for sk in result.get("skipped", [])]
     return "\n".join(lines) + "\n"
+
+
+def bench_main(argv: list[str]) -> int:
+    """``edgewise bench BUNDLE``: this table for every variant and thread count, on this machine."""
+    from edgewise.edge.cliargs import CliError, Parser, add_json, add_quiet, emit_json
+    from edgewise.edge.progress import log
+
+    p = Parser(
+        prog="edgewise bench",
+        description="Benchmark every variant of a bundle on this machine: latency p50/p90/p99, throughput, "
+        "memory and accuracy per variant. Applications have their own benchmark: "
+        "edgewise bench vibration|inspect|face --help.",
+        epilog="examples:\n  edgewise bench digits.bundle --threads 1 2 --json latency.json\n"
+        "  edgewise bench face --bundle face.bundle --data $EDGEWISE_DATA   (application benchmark)",
+    )
+    p.add_argument("bundle", help="bundle directory/.zip, or an application name (vibration, inspect, face)")
+    p.add_argument("--variants", nargs="+",
+                   help="only these variants; refused if one cannot run here (default: every variant, "
+                   "skipping those whose runtime is not installed)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to time")
+    p.add_argument("--iterations", type=int, default=200, help="timed single inferences per cell")
+    p.add_argument("--warmup", type=int, default=20, help="untimed inferences before timing")
+    p.add_argument("--out", help="folder for latency.json, latency.md and latency.png")
+    add_json(p, "the results")
+    add_quiet(p)
+    a = p.parse_args(argv)
+    if min(a.threads) < 1 or a.iterations < 1 or a.warmup < 0:
+        raise CliError("--threads and --iterations must be at least 1, --warmup at least 0")
+    res = bench_bundle(
+        a.bundle, variants=a.variants, threads=a.threads, iterations=a.iterations,
+        warmup=a.warmup, quiet=a.quiet,
+    )
+    md = latency_markdown(res)
+    if a.out:
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        emit_json(res, str(out / "latency.json"))
+        (out / "latency.md").write_text(md)
+        from .report import plot_latency
+
+        if plot_latency(res, out / "latency.png") is None:
+            log("latency.png skipped: matplotlib is not installed")
+    if not emit_json(res, a.json):
+        print(md)
+    return 0
 
 
 if __name__ == "__main__":  # the fresh process of peak_rss_delta_mib

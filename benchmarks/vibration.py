@@ -1,4 +1,4 @@
-"""``edgewise bench vibration``: the issue's targets, measured in the edge runtime, in one run.
+"""``edgewise bench vibration``: the vibration targets, measured in the edge runtime, in one run.
 
 - detection per CWRU fault file (AUROC, recall at the bundle threshold) and the false-alarm
   rate on held-out healthy windows, for TFLite int8, TFLite float32, ONNX int8 and the
@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,118 +30,26 @@ from edgewise.edge.apps.vibration import (
     FeatureConfig,
     FeatureExtractor,
     Mahalanobis,
-    VibrationApp,
     frame_signal,
     reconstruction_error,
     split_in_time,
 )
+from edgewise.edge.apps.vibration.cost import edge_cost
 from edgewise.edge.backends import load_model
 from edgewise.edge.bundle import Bundle, load_bundle
 from edgewise.edge.cliargs import Parser, add_json, add_quiet, emit_json, fail
-from edgewise.edge.metrics import auroc
-from edgewise.edge.pipeline import Frame
 from edgewise.edge.progress import log
 from edgewise.edge.sources.sensors import read_recording, to_rate
+from edgewise.train.data.cwru import cwru_dir
+from edgewise.train.vibration.data import window_features
+from edgewise.train.vibration.evaluate import evaluate_scores
+from edgewise.train.vibration.report import sweep_table
 
 from .host import host_info
 
-__all__ = ["edge_cost", "detection", "bench_main", "bench_markdown"]
+__all__ = ["detection", "alarm_replay", "bench_main", "bench_markdown"]
 
 DEFAULT_VARIANTS = ("tflite_int8", "tflite_float32", "onnx_int8")
-
-
-class _OneCore:
-    """Pin this process to one CPU for the timing (Linux), restore the old mask afterwards."""
-
-    def __init__(self, cpu: int | None) -> None:
-        self.cpu = cpu
-        self.old: set[int] | None = None
-
-    def __enter__(self) -> _OneCore:
-        if self.cpu is not None and hasattr(os, "sched_setaffinity"):
-            self.old = os.sched_getaffinity(0)
-            os.sched_setaffinity(0, {self.cpu})
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.old is not None:
-            os.sched_setaffinity(0, self.old)
-
-
-def edge_cost(
-    bundle: Bundle,
-    variant: str = "tflite_int8",
-    *,
-    iterations: int = 2000,
-    warmup: int = 100,
-    cpu: int | None = 0,
-    signal: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """Time the app's per-window work (preprocess + infer + postprocess) on one core, 1 thread.
-
-    ``signal`` (at the bundle's rate) supplies real windows; otherwise Gaussian noise (the cost
-    does not depend on the content). Stage split: features vs model vs scoring/alarm.
-    """
-    app = VibrationApp(bundle, variant, threads=1)
-    n = app.window
-    if signal is not None and len(signal) >= n:
-        wins = frame_signal(signal, n, max(1, (len(signal) - n) // 64))
-    else:
-        wins = np.random.default_rng(0).normal(0, 0.1, size=(64, n))
-    t_pre, t_inf, t_post, t_all, t_cpu, t_fm = [], [], [], [], [], []
-    with _OneCore(cpu):
-        for i in range(warmup + iterations):
-            f = Frame(wins[i % len(wins)], time.monotonic(), i, {"fs": app.fs})
-            c0 = time.thread_time()
-            t0 = time.perf_counter()
-            x = app.preprocess(f)
-            t1 = time.perf_counter()
-            y = app.infer(x)
-            t2 = time.perf_counter()
-            c_fm = time.thread_time()
-            app.postprocess(f, y)
-            t3 = time.perf_counter()
-            c1 = time.thread_time()
-            if i >= warmup:
-                t_pre.append(t1 - t0)
-                t_inf.append(t2 - t1)
-                t_post.append(t3 - t2)
-                t_all.append(t3 - t0)
-                t_cpu.append(c1 - c0)
-                t_fm.append(c_fm - c0)
-    app.close()
-    a = np.asarray(t_all) * 1e3
-    c = np.asarray(t_cpu) * 1e3
-    win_s = n / app.fs
-    p50, p99 = float(np.percentile(a, 50)), float(np.percentile(a, 99))
-    c50, c99 = float(np.percentile(c, 50)), float(np.percentile(c, 99))
-    return {
-        "variant": variant,
-        "window": n,
-        "fs": app.fs,
-        "window_seconds": win_s,
-        "iterations": iterations,
-        "threads": 1,
-        "cpu_pinned": cpu,
-        "p50_ms": p50,
-        "p99_ms": p99,
-        "mean_ms": float(a.mean()),
-        "cpu_p50_ms": c50,
-        "cpu_p99_ms": c99,
-        "features_p50_ms": float(np.percentile(t_pre, 50) * 1e3),
-        "model_p50_ms": float(np.percentile(t_inf, 50) * 1e3),
-        "score_alarm_event_p50_ms": float(np.percentile(t_post, 50) * 1e3),
-        # features + model only (the issue's "edge cost per window"), thread CPU time
-        "features_model_cpu_p50_ms": float(np.percentile(t_fm, 50) * 1e3),
-        "features_model_cpu_p99_ms": float(np.percentile(t_fm, 99) * 1e3),
-        "realtime_factor_features_model_cpu_p50": win_s / float(np.percentile(t_fm, 50)),
-        # wall clock: what a sensor loop sees on this (shared) machine
-        "realtime_factor_p50": win_s / (p50 / 1e3),
-        "realtime_factor_p99": win_s / (p99 / 1e3),
-        # CPU time of the thread: seconds of signal per second of compute
-        "realtime_factor_cpu_p50": win_s / (c50 / 1e3),
-        "realtime_factor_cpu_p99": win_s / (c99 / 1e3),
-    }
 
 
 def _cwru_recordings(bundle: Bundle, data: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -151,13 +58,7 @@ def _cwru_recordings(bundle: Bundle, data: Path) -> tuple[np.ndarray, dict[str, 
     ds = bundle.spec.config.get("dataset", {})
     if ds.get("synthetic"):
         raise ValueError("this bundle was trained on SYNTHETIC data; bench detection needs a CWRU bundle")
-    root = Path(data)
-    for cand in (root, root / "cwru", root / "vibration" / "cwru"):
-        if (cand / "Normal").is_dir() and (cand / "12k_DE").is_dir():
-            root = cand
-            break
-    else:
-        raise ValueError(f"{data}: no CWRU folder (Normal/ and 12k_DE/ under vibration/cwru)")
+    root = cwru_dir(data)
     fs = float(bundle.spec.config["fs"])
     ch = ds.get("channel", "DE")
     normal = read_recording(
@@ -181,16 +82,11 @@ def detection(bundle: Bundle, data: Path, variants: list[str], threads: int = 1)
     a, b = split_in_time(len(normal), tuple(tr["split"]))[2]
     test_w = frame_signal(normal[a:b], n, int(tr["hop_normal"]))
     standardize = spec.input.normalization.apply  # the bundle's mean/std, as the device applies them
-
-    def feats(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        parts = [fx.transform(w[i : i + 512]) for i in range(0, len(w), 512)]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-    zt, it = feats(test_w)
+    zt, it = window_features(fx, test_w)
     zt = standardize(zt)
     fz = {}
     for k, sig in faults.items():
-        f, ind = feats(frame_signal(sig, n, int(tr["hop_fault"])))
+        f, ind = window_features(fx, frame_signal(sig, n, int(tr["hop_fault"])))
         fz[k] = (standardize(f), ind)
     th = spec.thresholds
     out: dict[str, Any] = {}
@@ -206,7 +102,7 @@ def detection(bundle: Bundle, data: Path, variants: list[str], threads: int = 1)
 
         t = th.for_variant(v)
         sn, sf = score(zt), {k: score(z) for k, (z, _) in fz.items()}
-        out[v] = _table(sn, sf, t)
+        out[v] = evaluate_scores(sn, sf, t)
         out[v]["alarm"] = alarm_replay(sn, sf, t, cfg, n)
         m.close()
     maha = Mahalanobis.from_dict(cfg["baseline"])
@@ -214,7 +110,7 @@ def detection(bundle: Bundle, data: Path, variants: list[str], threads: int = 1)
     if th.get("baseline") is None:
         raise ValueError(f"{bundle.path}: bundle.json thresholds lack 'baseline'")
     tb = float(th.get("baseline"))
-    out["baseline"] = _table(sn, sf, tb)
+    out["baseline"] = evaluate_scores(sn, sf, tb)
     out["baseline"]["alarm"] = alarm_replay(sn, sf, tb, cfg, n)
     return out
 
@@ -246,24 +142,6 @@ def alarm_replay(
         "fault_files": len(first),
         "max_seconds_to_alarm": max(detected) if detected else None,
         "seconds_to_alarm": first,
-    }
-
-
-def _table(normal: np.ndarray, faults: dict[str, np.ndarray], t: float) -> dict[str, Any]:
-    per = {
-        k: {
-            "auroc": auroc(np.r_[normal, s], np.r_[np.zeros(len(normal)), np.ones(len(s))]),
-            "recall": float((s > t).mean()),
-        }
-        for k, s in faults.items()
-    }
-    return {
-        "threshold": t,
-        "far": float((normal > t).mean()),
-        "normal_windows": int(len(normal)),
-        "auroc_min": min(v["auroc"] for v in per.values()),
-        "recall_min": min(v["recall"] for v in per.values()),
-        "per_file": per,
     }
 
 
@@ -326,25 +204,9 @@ def bench_markdown(r: dict[str, Any]) -> str:
             lines.append(f"- {name}: {t['value']:.4g} -> {'PASS' if t['pass'] else 'FAIL'}")
         lines.append("")
     if r.get("window_sweep"):
-        lines += [
-            "## Detection vs window length (from the training run: Keras float32 AE retrained per length; "
-            "baseline)",
-            "",
-            "| window | ms | AE min AUROC | AE min recall | AE FAR | baseline min AUROC | "
-            "baseline min recall | baseline FAR |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for w in r["window_sweep"]:
-            if "error" in w:
-                lines.append(f"| {w['window']} | {w['error']} | | | | | | |")
-                continue
-            a, b = w["autoencoder_keras"], w["baseline"]
-            lines.append(
-                f"| {w['window']} | {w['seconds'] * 1e3:.0f} | {a['auroc_min']:.4f} | "
-                f"{a['recall_min']:.3f} | {a['far']:.3f} | {b['auroc_min']:.4f} | "
-                f"{b['recall_min']:.3f} | {b['far']:.3f} |"
-            )
-        lines.append("")
+        title = ("## Detection vs window length (from the training run: Keras float32 AE and baseline, "
+                 "retrained per length)")
+        lines += [*sweep_table(r["window_sweep"], title), ""]
     lines += [
         "## Edge cost per window (features + model + score/alarm, the app's code, 1 core)",
         "",

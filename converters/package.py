@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from edgewise.edge.spec import IDENTITY, Input, Output
 
 from .parity import DEFAULT_TOLERANCES, Decider, Tolerance, compare, parity_markdown
 
-__all__ = ["ALL_VARIANTS", "ConversionSpec", "BuildResult", "build_bundle"]
+__all__ = ["ALL_VARIANTS", "ConversionSpec", "BuildResult", "Report", "build_bundle"]
 
 # name -> (format, precision)
 ALL_VARIANTS: dict[str, tuple[str, str]] = {
@@ -67,6 +68,10 @@ class ConversionSpec:
     tolerances: dict[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
 
 
+# what a ``build_bundle(report=...)`` callback returns: report files, metrics for bundle.json
+Report = tuple[dict[str, bytes], dict[str, Any]]
+
+
 @dataclass
 class BuildResult:
     path: Path
@@ -100,8 +105,18 @@ def build_bundle(
     threads: int = 2,
     zip_path: str | Path | None = None,
     quiet: bool = False,
+    report: Callable[[list[dict[str, Any]]], Report] | None = None,
+    before_seal: Callable[[BundleWriter], None] | None = None,
 ) -> BuildResult:
-    """Convert ``model`` (Keras) to ``variants`` and write a verified bundle at ``out``."""
+    """Convert ``model`` (Keras) to ``variants`` and write a verified bundle at ``out``.
+
+    ``report(parity_rows)`` returns the trainer's report files (bundle-relative path -> bytes)
+    and metrics added to ``bundle.json``. It runs after the parity rows exist and before the
+    bundle is sealed, so a bundle is sealed once, complete, with its report.
+    ``before_seal(writer)`` runs last, with every variant file written and the metadata filled:
+    for what depends on the converted variants themselves (a threshold chosen on the int8 model
+    the device runs, per-variant files), which then needs no second seal.
+    """
     names = list(variants or ALL_VARIANTS)
     unknown = [n for n in names if n not in ALL_VARIANTS]
     if unknown:
@@ -193,6 +208,13 @@ def build_bundle(
     }
     w.add_bytes("report/parity.md", parity_markdown(rows).encode())
     w.add_bytes("report/parity.json", dumps(rows, indent=2).encode())
+    if report is not None:
+        files, metrics = report(rows)
+        for rel, data in files.items():
+            w.add_bytes(rel, data)
+        w.meta["metrics"].update(metrics)
+    if before_seal is not None:
+        before_seal(w)
     root = w.finish(zip_path)
     return BuildResult(path=root, parity=rows)
 

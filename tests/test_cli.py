@@ -95,7 +95,7 @@ def test_convert_writes_bundle_and_strict_fails_on_flagged_variant(tmp_path: Pat
     from edgewise.converters import ConversionSpec, build_bundle
     from edgewise.converters.parity import Tolerance
 
-    spec = ConversionSpec("strict", "classification")
+    spec = ConversionSpec("strict", "classification", input={"normalization": None})  # raw inputs
     spec.tolerances["int8"] = Tolerance(min_agreement=1.01, max_metric_drop=0.0)
     res = build_bundle(m, tmp_path / "b2", spec, calib_x=d["x_train"][:50], eval_x=d["x_test"],
                        eval_y=d["y_test"], variants=["tflite_int8"], quiet=True)
@@ -177,8 +177,13 @@ ROWS: list[tuple[list[str], int, str]] = [
     (["run", "inspect", "--bundle", "{b}", "--source", "{imgs}", "--roi", "1,2"], 2,
      r"^edgewise run inspect: error: "),
     (["deploy", "{b}", "--app", "classify"], 2, r"^edgewise deploy: error: no target"),
+    # --threads is a list of integers everywhere (`--threads 1 2`), as in `bench BUNDLE`
     (["bench", "face", "--bundle", "{b}", "--threads", "a,b"], 2,
-     r"^edgewise bench face: error: --threads must be comma-separated integers"),
+     r"^edgewise bench face: error: argument --threads: invalid int value: 'a,b'"),
+    (["bench", "inspect", "--bundle", "{b}", "--threads", "1,2"], 2,
+     r"^edgewise bench inspect: error: argument --threads: invalid int value: '1,2'"),
+    (["bench", "face", "--bundle", "{b}", "--threads", "0"], 2,
+     r"^edgewise bench face: error: --threads must be at least 1"),
 ]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgewise.edge.cli import parse_normalization
+from edgewise.converters.cli import parse_normalization
 
 
 @pytest.mark.parametrize(

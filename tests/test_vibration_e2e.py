@@ -138,7 +138,7 @@ def test_run_refuses_a_source_at_the_wrong_rate(vib: dict, tmp_path: Path):
 
 @pytest.mark.realdata
 def test_edge_cost_is_measured_per_window(vib: dict):
-    from edgewise.benchmarks.vibration import edge_cost
+    from edgewise.edge.apps.vibration.cost import edge_cost
     from edgewise.edge.bundle import load_bundle
 
     c = edge_cost(load_bundle(vib["bundle"]), "tflite_int8", iterations=50, warmup=5)

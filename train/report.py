@@ -8,7 +8,6 @@ PNG) next to ``metrics.json``, so a bundle explains itself without the training 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ __all__ = [
     "plot_score_histogram",
     "plot_roc",
     "plot_pr",
-    "write_metrics",
     "confusion_matrix",
     "figure_png",
     "plot_png",
@@ -179,12 +177,3 @@ def plot_pr(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, 
     ax.legend(fontsize=7)
     set_title(ax, title or "precision-recall")
     return _save(fig, path)
-
-
-def write_metrics(metrics: dict[str, Any], path: str | Path) -> Path:
-    """``metrics.json`` with numpy values made plain."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    plain = lambda o: o.tolist() if hasattr(o, "tolist") else str(o)  # noqa: E731
-    path.write_text(json.dumps(metrics, indent=2, default=plain))
-    return path

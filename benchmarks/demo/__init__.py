@@ -9,7 +9,6 @@ model says so and names the full training command.
 """
 
 
-import argparse
 import importlib
 import textwrap
 import time
@@ -21,19 +20,39 @@ from edgewise.train.data import data_root
 
 from .verdicts import APP_DEMOS, Verdict, verdicts
 
-__all__ = ["demo_main", "APP_DEMOS", "Verdict", "verdicts"]
+__all__ = ["demo_main", "run_demo", "APP_DEMOS", "Verdict", "verdicts"]
 
 
-def demo_main(a: argparse.Namespace) -> int:
-    out = Path(a.out)
+def demo_main(argv: list[str]) -> int:
+    """``edgewise demo``: parse, check that training is possible here, then ``run_demo``."""
+    from edgewise.edge.cliargs import CliError, Parser, add_quiet, require
+
+    p = Parser(prog="edgewise demo",
+               description="The whole path on real bundled data: train -> convert -> bench -> run, "
+               "for the digits classifier and then every application (workstation).",
+               epilog="example:\n  edgewise demo --data $EDGEWISE_DATA --apps digits vibration")
+    p.add_argument("--data", help="datasets folder (default: $EDGEWISE_DATA); real data if set")
+    p.add_argument("--out", default="edgewise-demo", help="output folder")
+    p.add_argument("--apps", nargs="+", metavar="PART",
+                   help="only these parts: " + ", ".join(("digits", *APP_DEMOS)) + " (default: all)")
+    add_quiet(p)
+    a = p.parse_args(argv)
+    require("tensorflow", "keras", "tf2onnx", "sklearn", what="the demo (it trains models)")
+    bad = [x for x in a.apps or [] if x not in ("digits", *APP_DEMOS)]
+    if bad:
+        raise CliError(f"--apps {' '.join(bad)}: unknown part (choose from digits {' '.join(APP_DEMOS)})")
+    return run_demo(Path(a.out), a.data, a.apps or ["digits", *APP_DEMOS], quiet=a.quiet)
+
+
+def run_demo(out: Path, data_dir: str | None, parts: list[str], *, quiet: bool = False) -> int:
+    """Run the demo ``parts`` into ``out``, then print one verdict line per part."""
     out.mkdir(parents=True, exist_ok=True)
-    data = data_root(a.data)
+    data = data_root(data_dir)
     if data is None:
         log(
             "no datasets folder (--data / EDGEWISE_DATA): application demos use their "
             "synthetic data, labelled as such"
         )
-    parts = a.apps or ["digits", *APP_DEMOS]
     summary: dict = {}
     seconds: dict[str, float] = {}
     t_all = time.monotonic()
@@ -41,7 +60,7 @@ def demo_main(a: argparse.Namespace) -> int:
         t0 = time.monotonic()
         from .digits import demo_digits
 
-        summary["digits"] = demo_digits(out, a.quiet)
+        summary["digits"] = demo_digits(out, quiet)
         seconds["digits"] = time.monotonic() - t0
     for app in APP_DEMOS:
         if app not in parts:
@@ -49,7 +68,7 @@ def demo_main(a: argparse.Namespace) -> int:
         mod = importlib.import_module(f"edgewise.benchmarks.demo.{app}")
         log(f"== {app} ==")
         t0 = time.monotonic()
-        summary[app] = mod.demo(out / app, data=data, quiet=a.quiet)
+        summary[app] = mod.demo(out / app, data=data, quiet=quiet)
         seconds[app] = time.monotonic() - t0
     found = verdicts(summary)
     summary["verdicts"] = [v.line() for v in found]

@@ -1,5 +1,6 @@
 """Applications: each configures the shared pipeline's preprocess / infer / postprocess.
 
-``classify`` (generic image classifier), ``vibration``, ``inspect`` and ``face``. Shared
-command-line plumbing for ``edgewise run APP`` lives in ``common``.
+``classify`` (generic image classifier), ``vibration``, ``inspect`` and ``face``, each on the
+``base.BundleApp``. ``edgewise run APP`` parses its flags into ``settings.RunSettings`` once and
+hands them to ``run.run_app``, the one loop every application shares.
 """

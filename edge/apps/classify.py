@@ -9,6 +9,7 @@ made by ``edgewise convert`` runs without extra code.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,8 @@ from ..event import Event
 from ..pipeline import Frame
 from ..spec import Input
 from .base import BundleApp
-from .common import run_app, run_parser
+from .run import run_app
+from .settings import RunSettings, run_parser
 
 __all__ = ["ClassifyApp", "prepare_image", "run_main"]
 
@@ -69,14 +71,9 @@ def run_main(argv: list[str]) -> int:
         "Classify every frame with a classifier bundle.",
         "edgewise run classify --bundle digits.bundle --source images/ --jsonl events.jsonl",
     )
-    a = p.parse_args(argv)
-    bundle = load_bundle(a.bundle)
-    app = ClassifyApp(bundle, a.variant, a.threads)
-    gray = bundle.spec.input.shape[-1] == 1
-    return run_app(app, a, **({"gray": True} if gray and _is_folder(a.source) else {}))
-
-
-def _is_folder(s: str) -> bool:
-    from pathlib import Path
-
-    return Path(s).is_dir()
+    settings = RunSettings.from_args(p.parse_args(argv))
+    bundle = load_bundle(settings.bundle)
+    app = ClassifyApp(bundle, settings.variant, settings.threads)
+    # a grey model reads a folder's images as grey (no colour round trip)
+    gray = bundle.spec.input.shape[-1] == 1 and Path(settings.source.source).is_dir()
+    return run_app(app, settings.with_gray(gray))

@@ -24,12 +24,14 @@ import numpy as np
 
 from edgewise.edge.sources.sensors import Recording
 
-__all__ = ["FAULT_ORDERS", "KINDS", "synthesize", "synthetic_dataset"]
+__all__ = ["FAULT_ORDERS", "KINDS", "DATASET", "synthesize", "synthetic_dataset"]
 
 # fault frequencies as multiples of the shaft frequency (SKF 6205-2RS, CWRU drive end)
 FAULT_ORDERS = {"outer_race": 3.5848, "inner_race": 5.4152, "ball": 2 * 2.3570}
 FTF_ORDER = 0.39828
 KINDS = ("normal", *FAULT_ORDERS)
+# how a training report and config.dataset name this data
+DATASET = {"name": "SYNTHETIC (edgewise.train.data.synthetic_vibration)", "channel": "-"}
 
 
 def synthesize(

@@ -14,7 +14,8 @@ from pathlib import Path
 from ...bundle import load_bundle
 from ...cliargs import Parser, add_quiet, fail
 from ..base import add_option_flags, options_from
-from ..common import run_app, run_parser
+from ..run import run_app
+from ..settings import RunSettings, run_parser
 from .app import FaceApp, FaceOptions
 from .detect import DETECTOR_FILES, DETECTORS, make_detector
 from .embed import TTA_MODES, FaceEmbedder, bundle_tta, model_tag
@@ -54,17 +55,19 @@ def run_main(argv: list[str]) -> int:
     _detector_args(p)
     a = p.parse_args(argv)
     try:
-        bundle = load_bundle(a.bundle)
-        detector = make_detector(a.detector, a.detector_model, threads=a.threads or 1)
+        settings = RunSettings.from_args(a)
+        options = options_from(a, FaceOptions)
+        bundle = load_bundle(settings.bundle)
+        detector = make_detector(a.detector, a.detector_model, threads=settings.threads or 1)
         with Gallery(a.gallery, create=False) as g:
-            app = FaceApp(bundle, g, detector, a.variant, a.threads, threshold=a.threshold,
-                          options=options_from(a, FaceOptions))
+            app = FaceApp(bundle, g, detector, settings.variant, settings.threads, threshold=a.threshold,
+                          options=options)
     except (ValueError, OSError) as e:
         return fail("edgewise run face", e)
     if not app.names:
         log.warning("gallery %s has no people enrolled with model %s (re-enroll after retraining): "
                     "every face will be 'unknown'", a.gallery, model_tag(bundle))
-    return run_app(app, a)
+    return run_app(app, settings)
 
 
 def _enroll_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ...bundle import load_bundle
 from ..base import add_option_flags, options_from
-from ..common import run_app, run_parser
+from ..run import run_app
+from ..settings import RunSettings, run_parser
 from .app import InspectApp, InspectOptions
 
 __all__ = ["run_main"]
@@ -31,9 +32,8 @@ def run_main(argv: list[str]) -> int:
         options = options_from(a, InspectOptions)
     except ValueError as e:
         p.error(str(e))
-    app = InspectApp(load_bundle(a.bundle), a.variant, a.threads, threshold=a.threshold, options=options)
-    try:
-        folder = Path(a.source).is_dir()
-        return run_app(app, a, **({"gray": True} if folder else {}))
-    finally:
-        app.close()
+    settings = RunSettings.from_args(a)
+    app = InspectApp(load_bundle(settings.bundle), settings.variant, settings.threads, threshold=a.threshold,
+                     options=options)
+    # parts are inspected in grey: a folder's images are read as grey directly
+    return run_app(app, settings.with_gray(Path(settings.source.source).is_dir()))

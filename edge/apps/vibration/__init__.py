@@ -5,7 +5,8 @@
 - ``baseline``: the classical Mahalanobis distance the autoencoder is compared with;
 - ``alarm``: N-of-M debounce with hysteresis;
 - ``app``: ``VibrationApp``, the three pipeline stages, and the autoencoder's score;
-- ``cli``: ``edgewise run vibration`` (``run_main``).
+- ``cli``: ``edgewise run vibration`` (``run_main``);
+- ``cost``: the edge cost per window on one core (``edge_cost``), for benchmarks and the demo.
 
 The names below are the package's public surface; training, benchmarks and tests import
 them from here.

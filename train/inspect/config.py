@@ -1,0 +1,63 @@
+"""Training settings of the inspection trainers, validated when they are made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgewise.edge.apps.inspect import TileConfig
+
+__all__ = ["MODES", "InspectConfig"]
+
+MODES = ("supervised", "good-only")
+
+
+@dataclass
+class InspectConfig:
+    """Training settings; stored in the bundle next to the tiling so a run can be repeated."""
+
+    mode: str = "supervised"
+    tile: int = 64
+    stride: int = 32
+    scale: float = 0.5
+    norm: str = "none"  # "image": per-image intensity normalisation before tiling
+    top_k: int = 1  # image score = mean of the top-k tile scores
+    width: float = 1.0
+    rotate: bool = True  # 90-degree rotations in augmentation (False: flips only, keep orientation)
+    epochs: int = 30
+    batch: int = 64
+    lr: float = 2e-3
+    defect_crops: int = 8  # per defective training image and epoch
+    good_crops: int = 4  # per good training image and epoch
+    hard_negatives: int = 1500  # good tiles the model scores highest, re-fed as negatives
+    mine_every: int = 3  # epochs between hard-negative mining passes (supervised)
+    recall: float = 0.98
+    false_alarm: float = 0.05  # good-only: threshold for this false-alarm rate on good validation parts
+    seed: int = 0
+    threads: int = 2
+    limit: int | None = None  # at most this many images per kind and split part (tests)
+    variants: list[str] = field(default_factory=lambda: ["tflite_float32", "tflite_int8"])
+    weights: str | None = None
+    memory: int = 4000  # good-only: good training tiles kept for the nearest-neighbour score (0: logit)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{self.mode}'")
+        if not 0 < self.recall <= 1:
+            raise ValueError(f"recall target must be in (0, 1], got {self.recall}")
+        if not 0 < self.false_alarm < 1:
+            raise ValueError(f"false-alarm rate must be in (0, 1), got {self.false_alarm}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.memory < 0:
+            raise ValueError(f"memory must be >= 0 tiles, got {self.memory}")
+
+    @property
+    def knn(self) -> bool:
+        """Good-only parts scored by nearest-neighbour distance to good tiles (not the logit)."""
+        return self.mode == "good-only" and self.memory > 0
+
+    @property
+    def tiling(self) -> TileConfig:
+        return TileConfig(
+            tile=self.tile, stride=self.stride, scale=self.scale, norm=self.norm, top_k=self.top_k
+        )
