@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..jsonenc import dumps
 from .remote import DeployError, Remote, base_expr, last_line
 from .venv import NUMPY_PROBE, numpy_constraint, venv_recipe
 
@@ -54,7 +55,7 @@ class Release:
             tar.add(self.bundle_dir, arcname="bundle")
             tar.add(self.wheel, arcname=f"wheel/{self.wheel.name}")
             for name, text in (("MANIFEST.sha256", self.manifest),
-                               ("release.json", json.dumps(self.info, indent=2) + "\n")):
+                               ("release.json", dumps(self.info, indent=2) + "\n")):
                 data = text.encode()
                 ti = tarfile.TarInfo(name)
                 ti.size, ti.mtime, ti.mode = len(data), int(time.time()), 0o644

@@ -7,7 +7,6 @@ switches ``current`` only after it succeeded. It imports the edge runtime only.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -22,6 +21,7 @@ def smoke_main(argv: list[str]) -> int:
     from .. import __version__
     from ..backends import load_model
     from ..bundle import load_bundle
+    from ..jsonenc import dumps
 
     p = argparse.ArgumentParser(prog="python -m edgewise.edge.device.smoke",
                                 description="deploy smoke test: load a bundle and run one inference")
@@ -40,7 +40,7 @@ def smoke_main(argv: list[str]) -> int:
     if not np.all(np.isfinite(y)):
         print(f"smoke test: {v.name} produced non-finite output", file=sys.stderr)
         return 1
-    print(json.dumps({"ok": True, "bundle": b.name, "variant": v.name, "ms": round(ms, 2),
+    print(dumps({"ok": True, "bundle": b.name, "variant": v.name, "ms": round(ms, 2),
                       "edgewise": __version__, "python": sys.version.split()[0]}))
     return 0
 
