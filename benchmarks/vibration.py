@@ -39,7 +39,7 @@ from edgewise.edge.backends import load_model
 from edgewise.edge.bundle import Bundle, load_bundle
 from edgewise.edge.cliargs import Parser, add_json, add_quiet, emit_json, fail
 from edgewise.edge.progress import log
-from edgewise.edge.sources.sensors import read_recording, to_rate
+from edgewise.edge.sources.recordings import read_recording, to_rate
 from edgewise.train.data.cwru import cwru_dir
 from edgewise.train.vibration.data import window_features
 from edgewise.train.vibration.evaluate import evaluate_scores

@@ -70,9 +70,9 @@ COMMANDS: dict[str, Command] = {
     "run face": Command("edgewise.edge.apps.face", "run_main", APPS["face"]),
     "enroll": Command("edgewise.edge.apps.face", "enroll_main",
                       "add, list or remove people in a face gallery"),
-    "deploy": Command("edgewise.edge.deploy", "deploy_main",
+    "deploy": Command("edgewise.edge.device.deploy", "deploy_main",
                       "deploy a bundle to a Raspberry Pi over SSH (atomic switch, rollback)"),
-    "verify": Command("edgewise.edge.verify", "verify_main",
+    "verify": Command("edgewise.edge.device.verify", "verify_main",
                       "check a bundle on an emulated Raspberry Pi CPU (arm64) before flashing"),
 }
 

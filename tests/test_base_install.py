@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+
+from edgewise.edge.device.wheel import build_wheel
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +28,7 @@ OFFLINE = ("NewConnectionError", "Temporary failure in name resolution", "Networ
 def base_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv holding edgewise with its install_requires and nothing else (built once per run)."""
     root = tmp_path_factory.mktemp("base-install")
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                        "-w", str(root / "dist"), str(REPO)], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    (wheel,) = (root / "dist").glob("edgewise-*.whl")
+    wheel = build_wheel(root / "dist")  # the wheel deploy ships (no build/ left in the checkout)
     venv.create(root / "venv", with_pip=True)
     py = root / "venv" / "bin" / "python"
     r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],

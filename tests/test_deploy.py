@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from edgewise.edge.deploy import parse_host, read_inventory, render_unit
+from edgewise.edge.device.remote import parse_host, read_inventory
+from edgewise.edge.device.systemd import render_unit
 
 SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd",) if Path(p).exists()), None)
 pytestmark = pytest.mark.skipif(
@@ -139,7 +140,7 @@ def pi(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edgewise.edge.deploy import build_wheel
+    from edgewise.edge.device.wheel import build_wheel
 
     return build_wheel(tmp_path_factory.mktemp("wheel"))
 
@@ -198,7 +199,7 @@ def test_host_specs_and_inventory_parse(tmp_path: Path):
 def test_unit_restarts_on_failure_and_runs_the_current_bundle():
     unit = render_unit("inspect", "/home/pi/edgewise", "--source picamera2", user="pi", scope="system")
     assert "--source 50%%" in render_unit("inspect", "/b", "--source 50%", user="pi", scope="system")
-    from edgewise.edge.deploy import DeployConfig
+    from edgewise.edge.device.deploy import DeployConfig
 
     assert DeployConfig(app="inspect").full_run_args().startswith("--source picamera2 --jsonl= ")
     with pytest.raises(ValueError, match="--app vibration: give its source with --run-args"):
@@ -265,7 +266,7 @@ def test_tampered_upload_is_refused_before_the_switch(
     pi: FakePi, wheel: Path, two_bundles, monkeypatch, capsys
 ):
     """A file corrupted on the way fails the on-device sha256 check; current stays."""
-    from edgewise.edge import deploy as dep
+    from edgewise.edge.device import deploy as dep
 
     b1, _ = two_bundles
     before = remote_link(pi, "current")
@@ -289,7 +290,7 @@ def test_tampered_upload_is_refused_before_the_switch(
 def test_several_hosts_in_parallel_with_a_per_host_table(pi: FakePi, wheel: Path, digits_bundle: Path,
                                                           tmp_path: Path, capsys):
     """One reachable Pi and one dead address from an inventory: one ok row, one FAILED row."""
-    from edgewise.edge.deploy import deploy_main
+    from edgewise.edge.device.deploy import deploy_main
 
     dead = f"pi@127.0.0.1:{free_port()}"
     inv = tmp_path / "pis.txt"

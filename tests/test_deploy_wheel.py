@@ -17,14 +17,14 @@ def _pip(*args: str) -> None:
 def test_deploy_from_a_pip_installed_edgewise_ships_the_installed_wheel(tmp_path: Path) -> None:
     """Install the checkout's wheel into a plain folder (no source tree there), let that copy build
     its deploy wheel: same files, byte for byte, and the repacked wheel installs and imports."""
-    from edgewise.edge.deploy import build_wheel
+    from edgewise.edge.device.wheel import build_wheel
 
     original = build_wheel(tmp_path / "from-source")
     site = tmp_path / "site"
     _pip("install", "--no-deps", "--target", str(site), str(original))
     code = (
         "from pathlib import Path\n"
-        "import edgewise.edge.deploy as d\n"
+        "import edgewise.edge.device.wheel as d\n"
         "print(d.__file__)\n"
         f"print(d.build_wheel(Path({str(tmp_path / 'repacked')!r})))\n"
     )
@@ -44,6 +44,6 @@ def test_deploy_from_a_pip_installed_edgewise_ships_the_installed_wheel(tmp_path
     site2 = tmp_path / "site2"
     _pip("install", "--no-deps", "--target", str(site2), str(repacked))
     env2 = {**os.environ, "PYTHONPATH": str(site2)}
-    r = subprocess.run([sys.executable, "-c", "import edgewise.edge.deploy as d; print(d.__file__)"],
+    r = subprocess.run([sys.executable, "-c", "import edgewise.edge.device.wheel as d; print(d.__file__)"],
                        capture_output=True, text=True, timeout=60, env=env2, cwd=tmp_path)
     assert r.returncode == 0 and Path(r.stdout.strip()).is_relative_to(site2), r.stderr[-2000:]

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from edgewise.edge import verify
-from edgewise.edge.deploy import CONSTRAINTS_FILE, NUMPY_PROBE, numpy_constraint, venv_recipe
+from edgewise.edge.device import app_check, emulator, rootfs
+from edgewise.edge.device.venv import CONSTRAINTS_FILE, NUMPY_PROBE, numpy_constraint, venv_recipe
+from edgewise.edge.device.wheel import build_wheel
 
 CHECK = """
 import json, sys
@@ -81,8 +82,8 @@ def _root() -> Path:
         pytest.skip("the emulated root needs root (chroot, mounts): run as root")
     if shutil.which("qemu-aarch64-static") is None:
         pytest.skip("qemu-user-static is not installed (apt-get install qemu-user-static binfmt-support)")
-    cache = Path(os.environ.get("EDGEWISE_PI_ROOT", verify.DEFAULT_CACHE))
-    root = cache / f"{verify.SUITE}-arm64-{verify.root_key()}"
+    cache = Path(os.environ.get("EDGEWISE_PI_ROOT", rootfs.DEFAULT_CACHE))
+    root = cache / f"{rootfs.SUITE}-arm64-{rootfs.root_key()}"
     if not root.is_dir():
         pytest.skip(f"no cached emulated Pi root in {cache}; `make verify-pi` builds it (about 10 minutes)")
     return root
@@ -104,12 +105,12 @@ def _pip_env(work: Path) -> dict[str, str]:
 
 def test_deploy_venv_keeps_debian_numpy_and_runs_a_bundle(digits_bundle):
     root = _root()
-    target = verify.TARGETS["pi4"]
+    target = emulator.TARGETS["pi4"]
     out: list[str] = []
 
     def sh(what: str, script: str, env: dict[str, str] | None = None, timeout: float = 600) -> str:
         t0 = time.monotonic()
-        text = verify._chroot(root, target, ["sh", "-c", script], what=what, timeout=timeout,
+        text = emulator.chroot(root, target, ["sh", "-c", script], what=what, timeout=timeout,
                               extra_env=env)
         out.append(f"$ {what} ({time.monotonic() - t0:.0f}s emulated)\n{text.rstrip()}")
         return text
@@ -118,11 +119,11 @@ def test_deploy_venv_keeps_debian_numpy_and_runs_a_bundle(digits_bundle):
     inroot = f"/{work.name}"
     try:
         # The edgewise wheel built on this machine, the bundle and a few of its images.
-        verify._build_wheel(verify._source_tree(), work / "wheel")
+        build_wheel(work / "wheel")
         shutil.copytree(digits_bundle, work / "digits.bundle")
         from edgewise.edge.bundle import load_bundle
 
-        n = verify.export_eval_images(load_bundle(digits_bundle), work / "images", limit=4)
+        n = app_check.export_eval_images(load_bundle(digits_bundle), work / "images", limit=4)
         # deploy's recipe, exactly as deploy runs it on a device.
         probe = sh("system numpy", f"python3 -c {shlex.quote(NUMPY_PROBE)} 2>/dev/null || true")
         pin = numpy_constraint(probe)
@@ -142,7 +143,7 @@ def test_deploy_venv_keeps_debian_numpy_and_runs_a_bundle(digits_bundle):
         info = sh("edgewise info", f"{venv}/bin/edgewise info {inroot}/digits.bundle 2>&1 | head -n 12")
     finally:
         print("\n" + "\n\n".join(out))
-        assert not verify.mounts_below(root), "mounts left below the emulated root"
+        assert not emulator.mounts_below(root), "mounts left below the emulated root"
         shutil.rmtree(work, ignore_errors=True)
     # Debian's numpy and scipy, from the system site-packages, both importable with edgewise.
     assert facts["numpy"] == pin.split("==")[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgewise.edge.sources.sensors import read_recording
+from edgewise.edge.sources.recordings import read_recording
 
 SIGNAL = (0.5 * np.sin(np.arange(6000) / 7.0)).astype(np.float32)
 

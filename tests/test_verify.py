@@ -13,17 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgewise.edge import verify
-from edgewise.edge.verify import (
-    TARGETS,
-    EnvironmentProblem,
-    Tolerance,
-    check_environment,
-    compare_outputs,
-    cpuinfo_text,
-    judge,
-    quantized_steps,
-)
+from edgewise.edge.device import app_check, emulator, inside_root, kernels, rootfs
+from edgewise.edge.device.compare import compare_outputs, judge, quantized_steps
+from edgewise.edge.device.emulator import TARGETS, EnvironmentProblem, check_environment, cpuinfo_text
+from edgewise.edge.evaluate import DeviceTolerance
 
 
 def _field(text: str, name: str) -> list[str]:
@@ -79,7 +72,7 @@ def test_compare_counts_steps_agreement_and_accuracy_delta():
     assert row["metric_host"] == pytest.approx(1.0)
     assert row["metric_arm"] == pytest.approx(2 / 3)
     assert row["metric_delta"] == pytest.approx(-1 / 3)
-    reasons = judge(row, "int8", Tolerance(max_steps=1))
+    reasons = judge(row, "int8", DeviceTolerance(max_steps=1))
     assert any("2 quantization steps > 1" in r for r in reasons)
     assert any("decision agreement 0.6667" in r for r in reasons)
     assert any("accuracy drop 0.3333" in r for r in reasons)
@@ -88,9 +81,9 @@ def test_compare_counts_steps_agreement_and_accuracy_delta():
 def test_identical_outputs_pass_and_one_step_is_within_the_default_tolerance():
     s = 0.01
     host = _probs([[0.5, 0.3], [0.1, 0.9]])
-    assert judge(compare_outputs(host, host, x=host, output_scale=s), "int8", Tolerance()) == []
+    assert judge(compare_outputs(host, host, x=host, output_scale=s), "int8", DeviceTolerance()) == []
     row = compare_outputs(host, host + np.float32(s), x=host, output_scale=s)
-    assert row["max_steps"] == 1 and judge(row, "int8", Tolerance()) == []
+    assert row["max_steps"] == 1 and judge(row, "int8", DeviceTolerance()) == []
 
 
 def test_threshold_decisions_use_the_stored_threshold_and_auroc():
@@ -106,17 +99,17 @@ def test_float_variants_are_judged_relative_to_the_output_range():
     host = _probs([[0.0, 1.0]])
     ok = compare_outputs(host, host + np.float32(5e-5), x=host)
     bad = compare_outputs(host, host + np.float32(5e-3), x=host)
-    assert judge(ok, "float32", Tolerance()) == []
-    assert judge(bad, "float32", Tolerance()) == ["max abs diff 0.005 > 0.0001 x output range"]
+    assert judge(ok, "float32", DeviceTolerance()) == []
+    assert judge(bad, "float32", DeviceTolerance()) == ["max abs diff 0.005 > 0.0001 x output range"]
 
 
 def test_int8_without_output_scale_is_judged_by_decisions_and_against_keras():
     host = _probs([[0.6, 0.4], [0.3, 0.7]])
     arm = _probs([[0.52, 0.48], [0.3, 0.7]])  # 0.08 off, same decisions: ONNX int8 passes
     row = compare_outputs(host, arm, x=host)
-    assert "max_steps" not in row and judge(row, "int8", Tolerance()) == []
+    assert "max_steps" not in row and judge(row, "int8", DeviceTolerance()) == []
     row["vs_keras"] = {"arm64_agreement": 0.5}
-    assert judge(row, "int8", Tolerance()) == ["arm64 vs Keras decision agreement 0.5000 < 0.95"]
+    assert judge(row, "int8", DeviceTolerance()) == ["arm64 vs Keras decision agreement 0.5000 < 0.95"]
 
 
 def test_embeddings_are_compared_by_pair_decisions_and_pair_auroc():
@@ -138,20 +131,21 @@ def test_int8_embeddings_are_judged_by_direction_not_by_steps_in_single_componen
     near[:, 0] += 12 * scale  # 12 steps in one component: the direction barely moves
     row = compare_outputs(host, near, x=host, decision="pairs", threshold=0.5, output_scale=scale)
     assert row["max_steps"] == 12 and row["min_cosine"] > 0.99
-    assert judge(row, "int8", Tolerance(), "pairs") == []
-    assert judge(row, "int8", Tolerance(), "argmax") == ["max difference 12 quantization steps > 8"]
+    assert judge(row, "int8", DeviceTolerance(), "pairs") == []
+    assert judge(row, "int8", DeviceTolerance(), "argmax") == ["max difference 12 quantization steps > 8"]
     far = host.copy()
     far[2] = host[3]  # one sample's embedding points elsewhere
     row = compare_outputs(host, far, x=host, decision="pairs", threshold=0.5, output_scale=scale)
-    assert any(r.startswith("min cosine host vs arm64") for r in judge(row, "int8", Tolerance(), "pairs"))
+    reasons = judge(row, "int8", DeviceTolerance(), "pairs")
+    assert any(r.startswith("min cosine host vs arm64") for r in reasons)
 
 
 def test_shape_mismatch_and_nan_outputs_fail():
     host = _probs([[0.5, 0.5]])
     row = compare_outputs(host, _probs([[0.5, 0.5, 0.0]]), x=host)
-    assert judge(row, "float32", Tolerance()) == ["output shape (1, 3) on arm64, (1, 2) on host"]
+    assert judge(row, "float32", DeviceTolerance()) == ["output shape (1, 3) on arm64, (1, 2) on host"]
     nan = compare_outputs(host, _probs([[np.nan, 0.5]]), x=host)
-    assert "non-finite outputs on arm64" in judge(nan, "float32", Tolerance())
+    assert "non-finite outputs on arm64" in judge(nan, "float32", DeviceTolerance())
 
 
 def _fake_tools(folder: Path, names: list[str]) -> str:
@@ -211,7 +205,7 @@ def test_eval_images_round_trip_to_the_bundle_inputs(digits_bundle, tmp_path):
     from edgewise.edge.sources.files import read_image
 
     b = load_bundle(digits_bundle)
-    n = verify.export_eval_images(b, tmp_path / "png", limit=20)
+    n = app_check.export_eval_images(b, tmp_path / "png", limit=20)
     x = np.load(b.file(b.meta["evaluation"]["x"]))[:20]
     assert n == 20
     back = np.concatenate([prepare_image(read_image(p, gray=True), b.input)
@@ -230,7 +224,7 @@ def test_a_variant_whose_runtime_is_missing_is_skipped_not_passed(digits_bundle,
         return real(bundle, variant, **kw)
 
     monkeypatch.setattr(backends, "load_model", no_onnxruntime)
-    res = verify.run_variants(digits_bundle, ["tflite_int8", "onnx_int8"], threads=1)
+    res = inside_root.run_variants(digits_bundle, ["tflite_int8", "onnx_int8"], threads=1)
     assert res["tflite_int8"]["status"] == "ran" and res["tflite_int8"]["outputs"].shape[1] == 10
     assert res["onnx_int8"] == {
         "status": "skipped", "outputs": None,
@@ -243,15 +237,15 @@ def test_app_args_naming_host_files_are_copied_where_the_root_sees_them(tmp_path
     gallery.write_bytes(b"sqlite")
     work = tmp_path / "root" / "tmp" / "w"
     work.mkdir(parents=True)
-    arm, host = verify._stage_app_args(f"--gallery {gallery} --fs 12000", work, "/tmp/w")
+    arm, host = app_check.stage_app_args(f"--gallery {gallery} --fs 12000", work, "/tmp/w")
     assert arm == ["--gallery", "/tmp/w/app_files/1_people.db", "--fs", "12000"]
     assert host == ["--gallery", str(work / "app_files" / "1_people.db"), "--fs", "12000"]
     assert (work / "app_files" / "1_people.db").read_bytes() == b"sqlite"
 
 
 def _cached_root() -> Path | None:
-    cache = Path(os.environ.get("EDGEWISE_PI_ROOT", verify.DEFAULT_CACHE))
-    root = cache / f"{verify.SUITE}-arm64-{verify.root_key()}"
+    cache = Path(os.environ.get("EDGEWISE_PI_ROOT", rootfs.DEFAULT_CACHE))
+    root = cache / f"{rootfs.SUITE}-arm64-{rootfs.root_key()}"
     return root if root.is_dir() else None
 
 
@@ -280,7 +274,7 @@ def test_int8_digits_bundle_agrees_on_emulated_cortex_a72(digits_bundle):
     assert row["variant"] == "tflite_int8" and row["status"] == "pass"
     assert row["kernels"]["arm64"]["delegate"] == "XNNPACK"  # the kernels a Pi runs, not the reference ones
     assert row["kernels"]["arm64"]["delegated"] == row["kernels"]["host"]["delegated"] > 0
-    assert not verify.mounts_below(_cached_root()), "mounts left behind below the emulated root"
+    assert not emulator.mounts_below(_cached_root()), "mounts left behind below the emulated root"
     assert 0 <= row["max_steps"] <= rep["tolerance"]["max_steps"]
     assert row["decision_agreement"] >= 0.95 and row["vs_keras"]["arm64_agreement"] >= 0.95
     app = rep["app"]
@@ -292,36 +286,37 @@ def test_int8_digits_bundle_agrees_on_emulated_cortex_a72(digits_bundle):
 
 
 def test_possible_cpu_lists_count_ranges_and_singles():
-    assert verify.possible_cpus("0-3\n") == 4
-    assert verify.possible_cpus("0\n") == 1
-    assert verify.possible_cpus("0,2-5") == 5
+    assert emulator.possible_cpus("0-3\n") == 4
+    assert emulator.possible_cpus("0\n") == 1
+    assert emulator.possible_cpus("0,2-5") == 5
     with pytest.raises(ValueError):
-        verify.possible_cpus("\n")
+        emulator.possible_cpus("\n")
 
 
 def _auxv(hwcap: int, hwcap2: int = 0) -> bytes:
-    pairs = [(6, 4096), (verify.AT_HWCAP, hwcap), (verify.AT_HWCAP2, hwcap2), (0, 0)]
+    pairs = [(6, 4096), (kernels.AT_HWCAP, hwcap), (kernels.AT_HWCAP2, hwcap2), (0, 0)]
     return np.array(pairs, dtype="<u8").tobytes()
 
 
 def test_hwcap_names_the_dot_product_bit_of_an_arm64_auxiliary_vector():
     a76 = (1 << 0) | (1 << 1) | (1 << 9) | (1 << 10) | (1 << 20)  # fp asimd fphp asimdhp asimddp
-    assert verify.hwcap_features(_auxv(a76, 1 << 13)) == ["fp", "asimd", "fphp", "asimdhp", "asimddp", "i8mm"]
-    assert "asimddp" not in verify.hwcap_features(_auxv(0b11))
+    assert kernels.hwcap_features(_auxv(a76, 1 << 13)) == [
+        "fp", "asimd", "fphp", "asimdhp", "asimddp", "i8mm"]
+    assert "asimddp" not in kernels.hwcap_features(_auxv(0b11))
 
 
 def test_cpu_check_fails_when_the_emulated_core_lacks_or_adds_the_dot_product():
-    pi5, pi4 = verify.TARGETS["pi5"], verify.TARGETS["pi4"]
+    pi5, pi4 = emulator.TARGETS["pi5"], emulator.TARGETS["pi4"]
     a76 = ["fp", "asimd", "fphp", "asimdhp", "asimddp"]
-    ok = verify.cpu_check(pi5, {"hwcap": a76, "sys_cpus_possible": "0-1"})
+    ok = kernels.cpu_check(pi5, {"hwcap": a76, "sys_cpus_possible": "0-1"})
     assert ok["problems"] == [] and ok["dotprod"] and ok["dotprod_expected"]
-    (p,) = verify.cpu_check(pi5, {"hwcap": ["fp", "asimd", "fphp", "asimdhp"], "sys_cpus_possible": "0-1"})[
+    (p,) = kernels.cpu_check(pi5, {"hwcap": ["fp", "asimd", "fphp", "asimdhp"], "sys_cpus_possible": "0-1"})[
         "problems"]
     assert p == "the emulated cortex-a76 lacks asimddp, which a Raspberry Pi 5 Model B Rev 1.0 has"
-    assert "has asimddp" in verify.cpu_check(pi4, {"hwcap": ["fp", "asimd", "asimddp"],
+    assert "has asimddp" in kernels.cpu_check(pi4, {"hwcap": ["fp", "asimd", "asimddp"],
                                                    "sys_cpus_possible": "0-1"})["problems"][0]
-    assert verify.cpu_check(pi4, {"hwcap": ["fp", "asimd"], "sys_cpus_possible": "0-1"})["problems"] == []
-    (p,) = verify.cpu_check(pi4, {"hwcap": ["fp", "asimd"], "sys_cpus_possible": None})["problems"]
+    assert kernels.cpu_check(pi4, {"hwcap": ["fp", "asimd"], "sys_cpus_possible": "0-1"})["problems"] == []
+    (p,) = kernels.cpu_check(pi4, {"hwcap": ["fp", "asimd"], "sys_cpus_possible": None})["problems"]
     assert p.startswith("no /sys in the root")
 
 
@@ -334,9 +329,9 @@ def test_delegation_counts_the_nodes_each_partition_replaced_and_names_the_rest(
     nodes = [_node(0, "CONV_2D", [0, 1, -1], [2]), _node(1, "MAX_POOL_2D", [2], [3]),
              _node(2, "SOFTMAX", [3], [4]), _node(3, "FULLY_CONNECTED", [4, 5], [6]),
              _node(4, "DELEGATE", [0, 1], [3]), _node(5, "DELEGATE", [4, 5], [6])]
-    assert verify.delegation(nodes) == {"delegate": "XNNPACK", "partitions": 2, "nodes": 4,
+    assert kernels.delegation(nodes) == {"delegate": "XNNPACK", "partitions": 2, "nodes": 4,
                                         "delegated": 3, "builtin_ops": ["SOFTMAX"]}
-    assert verify.delegation(nodes[:4]) == {"delegate": None, "partitions": 0, "nodes": 4,
+    assert kernels.delegation(nodes[:4]) == {"delegate": None, "partitions": 0, "nodes": 4,
                                             "delegated": 0,
                                             "builtin_ops": ["CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D",
                                                             "SOFTMAX"]}
@@ -349,14 +344,14 @@ def test_real_litert_graphs_report_xnnpack_or_its_absence(digits_bundle):
     path = str(digits_bundle / "model_int8.tflite")
     it = Interpreter(model_path=path, num_threads=1)
     it.allocate_tensors()
-    d = verify.delegation(it._get_ops_details())
+    d = kernels.delegation(it._get_ops_details())
     assert d["delegate"] == "XNNPACK" and d["partitions"] >= 1
     assert 0 < d["delegated"] <= d["nodes"] and d["delegated"] + len(d["builtin_ops"]) <= d["nodes"]
     it = Interpreter(model_path=path, num_threads=1,
                      experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     it.allocate_tensors()
-    assert verify.delegation(it._get_ops_details())["delegate"] is None
-    res = verify.run_variants(digits_bundle, ["tflite_int8", "onnx_int8"], threads=1)
+    assert kernels.delegation(it._get_ops_details())["delegate"] is None
+    res = inside_root.run_variants(digits_bundle, ["tflite_int8", "onnx_int8"], threads=1)
     assert res["tflite_int8"]["kernels"]["delegate"] == "XNNPACK"
     assert res["onnx_int8"]["kernels"]["providers"] == ["CPUExecutionProvider"]
 
@@ -366,16 +361,16 @@ def test_a_tflite_variant_without_xnnpack_fails_with_one_clear_reason():
            "builtin_ops": ["SOFTMAX"]}
     ref = {"runtime": "litert", "delegate": None, "partitions": 0, "nodes": 6, "delegated": 0,
            "builtin_ops": ["CONV_2D"]}
-    assert verify.judge_kernels("litert", xnn, xnn) == []
-    assert verify.judge_kernels("litert", xnn, ref) == [
+    assert kernels.judge_kernels("litert", xnn, xnn) == []
+    assert kernels.judge_kernels("litert", xnn, ref) == [
         "XNNPACK delegate not applied on arm64: LiteRT ran its built-in reference kernels, "
         "which a Pi does not run"]
-    assert verify.judge_kernels("litert", xnn, {**xnn, "delegated": 3}) == [
+    assert kernels.judge_kernels("litert", xnn, {**xnn, "delegated": 3}) == [
         "XNNPACK took 3/6 nodes on arm64 but 5/6 on this machine"]
-    assert "cannot tell" in verify.judge_kernels("litert", xnn, {"error": "AttributeError: x"})[0]
-    assert verify.judge_kernels("onnxruntime", None, None) == []
-    assert verify.kernels_text(xnn) == "XNNPACK 5/6 nodes (built-in: SOFTMAX)"
-    assert verify.kernels_text(ref) == "built-in reference kernels, 6 nodes (no XNNPACK)"
+    assert "cannot tell" in kernels.judge_kernels("litert", xnn, {"error": "AttributeError: x"})[0]
+    assert kernels.judge_kernels("onnxruntime", None, None) == []
+    assert kernels.kernels_text(xnn) == "XNNPACK 5/6 nodes (built-in: SOFTMAX)"
+    assert kernels.kernels_text(ref) == "built-in reference kernels, 6 nodes (no XNNPACK)"
 
 
 def test_the_root_sees_sys_and_as_many_pi_cores_as_this_machine_has(tmp_path, monkeypatch):
@@ -387,10 +382,10 @@ def test_the_root_sees_sys_and_as_many_pi_cores_as_this_machine_has(tmp_path, mo
         seen["cmd"] = cmd
         return ""
 
-    monkeypatch.setattr(verify, "_run", fake_run)
-    monkeypatch.setattr(verify, "_host_cpus", lambda: 3)
+    monkeypatch.setattr(emulator, "run", fake_run)
+    monkeypatch.setattr(emulator, "host_cpus", lambda: 3)
     (tmp_path / "root").mkdir()
-    verify._chroot(tmp_path / "root", verify.TARGETS["pi5"], ["/bin/true"], what="t")
+    emulator.chroot(tmp_path / "root", emulator.TARGETS["pi5"], ["/bin/true"], what="t")
     script = seen["cmd"][6]
     assert seen["cmd"][:5] == ["unshare", "--mount", "--propagation", "private", "sh"]
     assert 'mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$r/sys"' in script
@@ -409,15 +404,61 @@ def test_dot_product_instructions_are_counted_from_qemu_instruction_words():
         "0x5508f25c94:  0e268102  smlal    v2.8h, v8.8b, v6.8b",   # the non-dot int8 path
         "0x550283ce40:  d503201f  nop      ",
     ]
-    assert verify.dot_product_instructions(log) == {"sdot": 2, "udot": 1, "instructions": 5}
-    assert verify.dot_product_instructions(["garbage", ""]) == {"sdot": 0, "udot": 0, "instructions": 0}
+    assert kernels.dot_product_instructions(log) == {"sdot": 2, "udot": 1, "instructions": 5}
+    assert kernels.dot_product_instructions(["garbage", ""]) == {"sdot": 0, "udot": 0, "instructions": 0}
 
 
 def test_the_kernel_cell_shows_the_dot_product_count_of_an_int8_variant():
     xnn = {"runtime": "litert", "delegate": "XNNPACK", "partitions": 1, "nodes": 6, "delegated": 5,
            "builtin_ops": ["SOFTMAX"], "dot_product": {"sdot": 206, "udot": 0, "instructions": 9}}
-    assert verify.kernels_text(xnn) == ("XNNPACK 5/6 nodes (built-in: SOFTMAX); dot product in the code "
+    assert kernels.kernels_text(xnn) == ("XNNPACK 5/6 nodes (built-in: SOFTMAX); dot product in the code "
                                         "that ran: SDOT 206, UDOT 0")
     ort = {"runtime": "onnxruntime", "providers": ["CPUExecutionProvider"],
            "dot_product": {"error": "no log"}}
-    assert verify.kernels_text(ort) == "CPUExecutionProvider; dot product unknown (no log)"
+    assert kernels.kernels_text(ort) == "CPUExecutionProvider; dot product unknown (no log)"
+
+
+# -- the application's answers, arm64 vs this machine ------------------------------------------
+
+
+def _face(person: str | None, similarity: float) -> dict:
+    from edgewise.edge.event import Event
+
+    kind = "no_face" if person is None else ("unknown" if person == "unknown" else "person")
+    return Event(app="face", kind=kind, answer=person, score=similarity,
+                 extra={"box": [1.0, 2.0, 30.0, 30.0], "faces": []}).to_dict()
+
+
+def test_face_events_that_differ_only_in_the_person_disagree():
+    """Same kind, same box, near-equal similarity: only who was recognised differs."""
+    from edgewise.edge.device.compare import compare_events
+
+    host = [_face("alice", 0.81), _face("bob", 0.77)]
+    arm = [_face("alice", 0.8102), _face("carol", 0.77)]
+    cmp = compare_events(arm, host)
+    assert (cmp["compared"], cmp["agree"]) == (2, 1)
+    assert cmp["disagreements"] == [{"event": 1, "arm64": ["person", "carol"], "host": ["person", "bob"]}]
+    assert compare_events(host, [dict(e) for e in host])["agree"] == 2
+
+
+def test_vibration_windows_must_agree_on_the_window_verdict_not_only_the_alarm_state():
+    from edgewise.edge.device.compare import compare_events
+    from edgewise.edge.event import Event
+
+    def window(anomalous: bool, score: float) -> dict:
+        return Event(app="vibration", kind="window", answer=False, score=score,
+                     extra={"threshold": 0.5, "anomalous": anomalous}).to_dict()
+
+    cmp = compare_events([window(True, 0.61), window(False, 0.2)], [window(False, 0.49), window(False, 0.2)])
+    assert (cmp["compared"], cmp["agree"]) == (2, 1)
+    assert cmp["disagreements"][0]["arm64"] == ["window", False, True]
+
+
+def test_classify_and_inspect_answers_are_read_under_their_own_keys():
+    from edgewise.edge.device.compare import event_verdict
+
+    label = {"app": "classify", "kind": "image", "label": "7", "probability": 0.9}
+    part = {"app": "inspect", "kind": "part", "decision": "FAIL", "score": 0.93}
+    assert event_verdict(label) == ("image", "7")
+    assert event_verdict(part) == ("part", "FAIL")
+    assert event_verdict({**part, "score": 0.95}) == event_verdict(part)  # scores differ by rounding

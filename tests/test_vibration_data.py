@@ -9,15 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgewise.edge.sources.sensors import (
-    ADXL345,
-    ADXL345Source,
-    RecordingSource,
-    StdinSource,
-    decimate,
-    read_recording,
-    to_rate,
-)
+from edgewise.edge.sources.adxl345 import ADXL345, ADXL345Source
+from edgewise.edge.sources.recordings import decimate, read_recording, to_rate
+from edgewise.edge.sources.windows import RecordingSource, StdinSource
 from edgewise.train.data.cwru import DEFAULT_NORMAL_FS, load_cwru, rate_evidence, read_cwru_mat
 from edgewise.train.data.synthetic_vibration import KINDS, synthesize, synthetic_dataset
 

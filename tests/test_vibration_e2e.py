@@ -176,7 +176,7 @@ def test_nan_window_is_logged_and_the_loop_keeps_going(synth_bundle: Path, caplo
     from edgewise.edge.apps.vibration import VibrationApp
     from edgewise.edge.bundle import load_bundle
     from edgewise.edge.pipeline import Runner
-    from edgewise.edge.sources.sensors import RecordingSource
+    from edgewise.edge.sources.windows import RecordingSource
     from edgewise.train.data.synthetic_vibration import synthesize
 
     sig = synthesize("normal", seconds=1.0, seed=7).signal[: 2048 * 5].copy()

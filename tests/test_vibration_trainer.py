@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgewise.edge.sources.sensors import Recording
+from edgewise.edge.sources.recordings import Recording
 from edgewise.train.data.synthetic_vibration import synthetic_dataset
 from edgewise.train.vibration import VibrationConfig, VibrationTrainer
 

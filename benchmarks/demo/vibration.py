@@ -15,7 +15,7 @@ import numpy as np
 
 from edgewise.edge.event import Event
 from edgewise.edge.progress import log
-from edgewise.edge.sources.sensors import Recording
+from edgewise.edge.sources.recordings import Recording
 
 __all__ = ["demo", "edge_alarm_figures"]
 
@@ -43,7 +43,7 @@ def demo(out_dir: Path, data: Path | None, quiet: bool) -> dict:
     from edgewise.edge.bundle import load_bundle
     from edgewise.edge.pipeline import Runner
     from edgewise.edge.sinks import JsonLinesSink, SQLiteSink
-    from edgewise.edge.sources.sensors import RecordingSource
+    from edgewise.edge.sources.windows import RecordingSource
     from edgewise.train.vibration import VibrationConfig, VibrationTrainer
     from edgewise.train.vibration.data import split_recordings
 

@@ -99,7 +99,8 @@ def _inputs(bundle: Any, source: str | None, src_dir: Path, frames: int) -> tupl
     return src_dir / s.name, "the given"
 
 
-def run_app(bundle: Any, a: Any, env: dict[str, Any], target: Target, work: Path, inroot: str) -> dict[str, Any]:
+def run_app(bundle: Any, a: Any, env: dict[str, Any], target: Target, work: Path,
+            inroot: str) -> dict[str, Any]:
     """``edgewise run APP`` inside the root and on this machine, on the same inputs.
 
     ``a`` carries the verify options: app_source, app_args, app_frames, threads, variants.
@@ -109,7 +110,8 @@ def run_app(bundle: Any, a: Any, env: dict[str, Any], target: Target, work: Path
         return {"status": "skipped", "reason": f"no edge application for app '{bundle.app}'"}
     src, n_inputs = _inputs(bundle, a.app_source, work / "app_input", a.app_frames)
     if not n_inputs:
-        return {"status": "skipped", "app": app, "reason": f"pass --app-source to run the {app} pipeline end to end"}
+        return {"status": "skipped", "app": app,
+                "reason": f"pass --app-source to run the {app} pipeline end to end"}
     rel = src.relative_to(work).as_posix()
     variant = ["--variant", a.variants[0]] if a.variants else []
     arm_extra, host_extra = stage_app_args(a.app_args, work, inroot)

@@ -74,7 +74,8 @@ def read_inventory(path: str | Path, port: int | None = None, identity: str | No
             if not sep or k not in ("identity", "port"):
                 raise ValueError(f"{path}:{n}: unknown option '{o}' (use identity=KEY or port=N)")
             kw[k] = v
-        hosts.append(parse_host(spec, int(kw["port"]) if "port" in kw else port, kw.get("identity", identity)))
+        p = int(kw["port"]) if "port" in kw else port
+        hosts.append(parse_host(spec, p, kw.get("identity", identity)))
     if not hosts:
         raise ValueError(f"{path}: no hosts in inventory")
     return hosts

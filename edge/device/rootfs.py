@@ -21,7 +21,14 @@ from typing import Any
 
 from ..progress import log
 from .emulator import (
-    EnvironmentProblem, Target, VerifyError, check_environment, chroot, ensure_binfmt, run, umount_below,
+    EnvironmentProblem,
+    Target,
+    VerifyError,
+    check_environment,
+    chroot,
+    ensure_binfmt,
+    run,
+    umount_below,
 )
 from .wheel import WheelError, build_wheel, source_digest
 
@@ -171,7 +178,8 @@ def _venv(root: Path, target: Target, wheels: Path, reqs: list[str], venv: str, 
     # The root's own pip installs into a pip-less venv, without byte-compiling: both are slow
     # under emulation, and modules compile on first import anyway.
     log("  python3 -m venv --without-pip (emulated)", quiet=quiet)
-    chroot(root, target, ["python3", "-m", "venv", "--without-pip", venv], what="creating the venv in the root")
+    chroot(root, target, ["python3", "-m", "venv", "--without-pip", venv],
+           what="creating the venv in the root")
     log(f"  pip install --no-index {' '.join(reqs)} (emulated, 1-2 minutes)", quiet=quiet)
     chroot(root, target, [*_pip(venv), "--no-compile", "--find-links", f"/opt/edgewise/wheels-{wheels.name}",
                           *reqs], what="installing the arm64 wheels in the root")

@@ -70,9 +70,7 @@ def source_digest() -> str:
         for p in _source_files(src):
             h.update(p.relative_to(src).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
     else:
-        dist = _installed_dist()
-        if dist is None:
-            raise WheelError(f"edgewise runs from neither a source tree nor an installed wheel: {WHEEL_HOWTO}")
+        dist = _installed()
         for f in sorted(dist.files or [], key=str):
             if f.suffix != ".pyc" and "__pycache__" not in f.parts and f.parts[0] != "..":
                 h.update(f.as_posix().encode() + b"\0" + Path(dist.locate_file(f)).read_bytes() + b"\0")
@@ -128,6 +126,13 @@ def _installed_dist() -> Any:
     return None
 
 
+def _installed() -> Any:
+    dist = _installed_dist()
+    if dist is None:
+        raise WheelError(f"edgewise runs from neither a source tree nor an installed wheel: {WHEEL_HOWTO}")
+    return dist
+
+
 def _b64(digest: bytes) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
@@ -137,9 +142,7 @@ def wheel_from_installed(out_dir: Path) -> Path:
 
     Files edited after installation (hash differs from the installed RECORD) are shipped as
     they are now, and named in a warning."""
-    dist = _installed_dist()
-    if dist is None:
-        raise WheelError(f"edgewise runs from neither a source tree nor an installed wheel: {WHEEL_HOWTO}")
+    dist = _installed()
     files = [f for f in dist.files or [] if f.parts[0] != ".." and "__pycache__" not in f.parts]
     info = next((f.parts[0] for f in files if f.parts[0].endswith(".dist-info")), None)
     if info is None or not any(f.parts[0] == "edgewise" for f in files):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgewise.edge.progress import log
-from edgewise.edge.sources.sensors import Recording, to_rate
+from edgewise.edge.sources.recordings import Recording, to_rate
 
 __all__ = [
     "FAULT_FS",

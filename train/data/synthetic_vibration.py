@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgewise.edge.sources.sensors import Recording
+from edgewise.edge.sources.recordings import Recording
 
 __all__ = ["FAULT_ORDERS", "KINDS", "DATASET", "synthesize", "synthetic_dataset"]
 

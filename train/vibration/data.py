@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from edgewise.edge.apps.vibration import INDICATORS, FeatureExtractor, frame_signal, split_in_time
-from edgewise.edge.sources.sensors import Recording
+from edgewise.edge.sources.recordings import Recording
 
 from .config import VibrationConfig
 

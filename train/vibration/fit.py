@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from edgewise.edge.apps.vibration import Mahalanobis, standardize
-from edgewise.edge.sources.sensors import Recording
+from edgewise.edge.sources.recordings import Recording
 
 from .config import VibrationConfig
 from .data import feature_moments, prepare

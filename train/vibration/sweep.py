@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from edgewise.edge.progress import log
-from edgewise.edge.sources.sensors import Recording
+from edgewise.edge.sources.recordings import Recording
 
 from .config import VibrationConfig
 from .evaluate import evaluate_scores

@@ -19,7 +19,7 @@ import numpy as np
 
 from edgewise.edge.bundle import BundleWriter
 from edgewise.edge.progress import log
-from edgewise.edge.sources.sensors import Recording
+from edgewise.edge.sources.recordings import Recording
 
 from .config import EVAL_VARIANTS, VibrationConfig
 from .data import split_recordings
