@@ -24,9 +24,8 @@ import numpy as np
 
 from edgewise.edge.backends import litert_interpreter, load_model, runtime_missing
 from edgewise.edge.bundle import Bundle, load_bundle
-from edgewise.edge.metrics import auroc, percentiles
+from edgewise.edge.evaluate import Decider, percentiles
 from edgewise.edge.progress import progress
-from edgewise.edge.scoring import score_outputs
 
 from .host import host_info
 
@@ -97,18 +96,16 @@ def peak_rss_delta_mib(bundle: Bundle, variant: str, threads: int, runs: int = 2
 
 
 def evaluate(bundle: Bundle, model: Any) -> dict[str, Any]:
-    """The bundle's task metric for ``model`` on the bundle's evaluation samples."""
-    ev = bundle.meta.get("evaluation") or {}
-    if not ev.get("x") or not ev.get("y"):
+    """The bundle's task metric for ``model`` on the bundle's evaluation samples, by the rule the
+    bundle was evaluated with (``Decider.for_spec``: accuracy, AUROC, or pair AUROC for embeddings)."""
+    ev = bundle.spec.evaluation
+    rule = Decider.for_spec(bundle.spec)
+    if ev is None or ev.y is None or rule.kind == "none":
         return {}
-    x = np.load(bundle.file(ev["x"]))
-    y = np.load(bundle.file(ev["y"]))
+    x = np.load(bundle.file(ev.x))
+    y = np.load(bundle.file(ev.y))
     out = np.concatenate([model.predict(x[i : i + 32]) for i in range(0, len(x), 32)])
-    if ev.get("decision") == "argmax":
-        return {"accuracy": float((out.reshape(len(out), -1).argmax(-1) == y.ravel()).mean())}
-    if ev.get("decision") == "threshold":
-        return {"auroc": auroc(score_outputs(ev.get("score", "last"), x, out), y)}
-    return {}
+    return {rule.name: rule.metric(x, out, y)}
 
 
 def bench_bundle(
@@ -208,7 +205,7 @@ def latency_markdown(result: dict[str, Any]) -> str:
     ]
     for r in result["rows"]:
         metric = next(
-            (f"{k} {r[k]:.4f}" for k in ("accuracy", "auroc") if r.get(k) is not None), "-"
+            (f"{k} {r[k]:.4f}" for k in ("accuracy", "auroc", "pair_auroc") if r.get(k) is not None), "-"
         )
         m = r.get("memory_mib")
         mem = "-" if not m else f"{m['runtime_mib']:.1f} / {m['model_peak_mib']:.1f}"

@@ -300,12 +300,16 @@ def bench_main(argv: list[str]) -> int:
                    f"{','.join(DEFAULT_VARIANTS)}, skipping those whose runtime is not installed)")
     p.add_argument("--iterations", type=int, default=2000, help="timed windows per variant")
     p.add_argument("--cpu", type=int, default=0, help="CPU to pin the cost timing to (-1: no pinning)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="inference threads for the detection figures (edge cost: always 1 thread, 1 core)")
     add_json(p)
     p.add_argument("--md", help="write the Markdown table here")
     add_quiet(p)
     a = p.parse_args(argv)
     if a.iterations < 1:
         p.error(f"--iterations {a.iterations}: must be at least 1")
+    if a.threads < 1:
+        p.error(f"--threads {a.threads}: must be at least 1")
     try:
         bundle = load_bundle(a.bundle)
         if bundle.app != "vibration":
@@ -322,8 +326,8 @@ def bench_main(argv: list[str]) -> int:
     if data:
         log("detection: reading recordings and scoring every window in the edge runtime ...")
         try:
-            r["detection"] = detection(bundle, Path(data), variants, threads=1)
-            r["detection_threads"] = 1
+            r["detection"] = detection(bundle, Path(data), variants, threads=a.threads)
+            r["detection_threads"] = a.threads
         except ValueError as e:
             print(f"edgewise bench vibration: detection skipped: {e}", file=sys.stderr)
     else:

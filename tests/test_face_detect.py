@@ -29,7 +29,7 @@ def frame(data_dir):
     """A 640x480 frame composed from ORL s1/1.pgm (ORL images are 92x112 crops)."""
     import cv2
 
-    from edgewise.benchmarks.face import compose_frame
+    from edgewise.benchmarks.face.timing import compose_frame
 
     return compose_frame(cv2.imread(str(data_dir / "faces/orl/s1/1.pgm"), cv2.IMREAD_GRAYSCALE))
 

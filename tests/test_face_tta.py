@@ -63,7 +63,7 @@ def test_tta_pair_modes():
 
 def test_six_person_row_reports_both_readings_of_accuracy_with_rejection():
     """Probes-only accuracy ignores strangers (the reference's reading); the strict one counts them."""
-    from edgewise.benchmarks.face import _Tally
+    from edgewise.benchmarks.face.protocols import _Tally
 
     t = _Tally()
     pred, truth = np.array([0, 1, 2, 2]), np.array([0, 1, 2, 0])

@@ -462,3 +462,21 @@ def test_classify_and_inspect_answers_are_read_under_their_own_keys():
     assert event_verdict(label) == ("image", "7")
     assert event_verdict(part) == ("part", "FAIL")
     assert event_verdict({**part, "score": 0.95}) == event_verdict(part)  # scores differ by rounding
+
+
+def test_the_text_report_names_the_events_arm64_and_this_machine_disagree_on():
+    from edgewise.edge.device.compare import compare_events
+    from edgewise.edge.device.report import report_text
+
+    cmp = compare_events([_face("carol", 0.77)], [_face("bob", 0.77)])
+    rep = {
+        "bundle": "face", "target": {"qemu_cpu": "cortex-a72", "model": "Raspberry Pi 4 Model B Rev 1.4"},
+        "arm64": {"python": "3.11.2", "versions": {}, "cpu_features": []}, "cpu": {"problems": []},
+        "host": {"machine": "x86_64"}, "samples": 4, "decision": "pairs", "variants": [],
+        "app": {"status": "FAIL", "app": "face", "inputs": 1, "rc": 0, "events": 1,
+                "tensorflow_imported": False, **cmp},
+        "result": "FAIL", "passed": 0, "failed": 1, "skipped": 0, "wall_seconds": 1.0,
+    }
+    text = report_text(rep)
+    assert "answers agree with this machine 0/1" in text
+    assert "event 0: arm64 ('person', 'carol') vs this machine ('person', 'bob')" in text

@@ -8,12 +8,13 @@ PNG) next to ``metrics.json``, so a bundle explains itself without the training 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgewise.edge.metrics import auroc, roc_curve
+from edgewise.edge.evaluate import auroc, roc_curve
 
 __all__ = [
     "plot_learning_curves",
@@ -40,9 +41,7 @@ def _plt():
 def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _plt().close(fig)
+    path.write_bytes(figure_png(fig))
     return path
 
 
@@ -145,35 +144,45 @@ def plot_score_histogram(
     return _save(fig, path)
 
 
-def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "") -> Path:
+Curves = dict[str, tuple[np.ndarray, np.ndarray]]
+Points = Callable[[str, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, str]]
+
+
+def _plot_curves(curves: Curves, path: str | Path, points: Points, axes: tuple[str, str], title: str,
+                 diagonal: bool = False, loc: str = "best") -> Path:
+    """One line per (scores, labels) pair; ``points`` turns a pair into (x, y, legend label)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, (scores, labels) in curves.items():
+        x, y, label = points(name, scores, labels)
+        ax.plot(x, y, label=label)
+    if diagonal:
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.legend(fontsize=7, loc=loc)
+    set_title(ax, title)
+    return _save(fig, path)
+
+
+def _roc_points(name: str, scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    fpr, tpr, _ = roc_curve(scores, labels)
+    return fpr, tpr, f"{name} (AUROC {auroc(scores, labels):.4f})"
+
+
+def _pr_points(name: str, scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    s = np.asarray(scores, float).ravel()
+    y = np.asarray(labels).astype(bool).ravel()
+    tp = np.cumsum(y[np.argsort(-s)])
+    return tp / max(1, y.sum()), tp / np.arange(1, len(s) + 1), name
+
+
+def plot_roc(curves: Curves, path: str | Path, title: str = "") -> Path:
     """ROC curves, one per (scores, labels) pair, AUROC in the legend."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for name, (scores, labels) in curves.items():
-        fpr, tpr, _ = roc_curve(scores, labels)
-        ax.plot(fpr, tpr, label=f"{name} (AUROC {auroc(scores, labels):.4f})")
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.legend(fontsize=7, loc="lower right")
-    set_title(ax, title or "ROC")
-    return _save(fig, path)
+    return _plot_curves(curves, path, _roc_points, ("false positive rate", "true positive rate"),
+                        title or "ROC", diagonal=True, loc="lower right")
 
 
-def plot_pr(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "") -> Path:
+def plot_pr(curves: Curves, path: str | Path, title: str = "") -> Path:
     """Precision-recall curves, one per (scores, labels) pair."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for name, (scores, labels) in curves.items():
-        s = np.asarray(scores, float).ravel()
-        y = np.asarray(labels).astype(bool).ravel()
-        order = np.argsort(-s)
-        tp = np.cumsum(y[order])
-        precision = tp / np.arange(1, len(s) + 1)
-        recall = tp / max(1, y.sum())
-        ax.plot(recall, precision, label=name)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.legend(fontsize=7)
-    set_title(ax, title or "precision-recall")
-    return _save(fig, path)
+    return _plot_curves(curves, path, _pr_points, ("recall", "precision"), title or "precision-recall")

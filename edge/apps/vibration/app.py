@@ -22,6 +22,7 @@ import numpy as np
 
 from ...backends import Model
 from ...bundle import Bundle
+from ...evaluate import score_outputs
 from ...event import Event
 from ...pipeline import Frame
 from ..base import BundleApp
@@ -34,13 +35,13 @@ __all__ = ["VibrationApp", "reconstruction_error"]
 
 
 def reconstruction_error(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
-    """Mean squared error per row: the autoencoder's anomaly score (``mse`` in edge.scoring).
+    """Mean squared error per row: the autoencoder's anomaly score (the ``mse`` score of
+    edge.evaluate, which converters' parity and the device check use too).
 
     Training sets the thresholds on this batch form; ``VibrationApp.score`` is the same
     number for one window on the device.
     """
-    d = np.asarray(x, np.float64).reshape(len(x), -1) - np.asarray(recon, np.float64).reshape(len(x), -1)
-    return (d * d).mean(axis=1)
+    return score_outputs("mse", x, recon)
 
 
 @dataclass(frozen=True)
