@@ -35,3 +35,17 @@ def digits_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("digits") / "digits.bundle"
     train_digits(out, epochs=15, quiet=True)
     return out
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark tests by what they need, so ``-m "not realdata"`` and ``-m "not integration"`` work.
+
+    A test that uses the datasets (the ``data_dir`` fixture, directly or through another
+    fixture) is ``realdata``; a test under ``tests/integration`` is ``integration``.
+    """
+    integration = Path(__file__).resolve().parent / "integration"
+    for item in items:
+        if "data_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realdata)
+        if integration in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.integration)

@@ -13,7 +13,7 @@ import pytest
 from edgewise.train.face import FaceTrainer, calibrate_threshold
 from edgewise.train.face.calibrate import same_source, tta_scores
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_trainer_init_only_stores_settings_and_export_needs_fit(tmp_path):
