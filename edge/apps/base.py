@@ -56,18 +56,39 @@ class BundleApp:
         threshold: float | None = None,
         options: Options | None = None,
         model: Model | None = None,
+        **option_values: Any,
     ) -> None:
+        """``option_values``: the option fields as keywords (``App(b, roi="0,0,64,64")``), for
+        callers in code; an unknown name is a ``TypeError``."""
         self.bundle = bundle
         self.spec: BundleSpec = bundle.spec
         self.variant = bundle.variant(variant).name
-        self.options = options if options is not None else type(self).Options()
-        if threshold is not None:
-            self.threshold: float | None = float(threshold)
-        elif self.uses_threshold:
-            self.threshold = self.spec.thresholds.for_variant(self.variant)
-        else:
-            self.threshold = None
-        self.model = model if model is not None else load_model(bundle, self.variant, threads=threads)
+        opts = options if options is not None else type(self).Options()
+        if not isinstance(opts, type(self).Options):
+            raise TypeError(f"options must be {type(self).__name__}.Options, got {type(opts).__name__}")
+        self.options = dataclasses.replace(opts, **option_values) if option_values else opts
+        self.model: Model | None = None
+        try:
+            # everything else the app reads from the spec, before the model loads: a bad bundle
+            # fails fast and leaves nothing open
+            self.configure()
+            if threshold is not None:
+                self.threshold: float | None = float(threshold)
+            elif self.uses_threshold:
+                self.threshold = self.spec.thresholds.for_variant(self.variant)
+            else:
+                self.threshold = None
+            self.model = model if model is not None else load_model(bundle, self.variant, threads=threads)
+            self.ready()
+        except BaseException:
+            self.close()
+            raise
+
+    def configure(self) -> None:
+        """Read the app's settings from ``self.spec`` and ``self.options`` (before the model loads)."""
+
+    def ready(self) -> None:
+        """Finish set-up that needs the threshold or the model (after both are known)."""
 
     # -- the pipeline stages (``preprocess`` and ``infer`` have common defaults) --------------
     def preprocess(self, frame: Frame) -> Any:
@@ -84,7 +105,7 @@ class BundleApp:
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:
         """Release the model (interpreter, session); the app is unusable afterwards."""
-        close = getattr(self.model, "close", None)
+        close = getattr(getattr(self, "model", None), "close", None)
         if callable(close):
             close()
 

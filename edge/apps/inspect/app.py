@@ -9,14 +9,12 @@ spec; the operator options only say where to look, what to keep and how to signa
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...backends import Model
 from ...bundle import Bundle
 from ...event import Event
 from ...pipeline import Frame
@@ -73,34 +71,18 @@ class InspectApp(BundleApp):
     uses_threshold = True
     Options = InspectOptions
 
-    def __init__(
-        self,
-        bundle: Bundle,
-        variant: str | None = None,
-        threads: int | None = None,
-        *,
-        threshold: float | None = None,
-        options: InspectOptions | None = None,
-        model: Model | None = None,
-        reject: Any = None,
-        **option_values: Any,
-    ) -> None:
-        opts = options if options is not None else InspectOptions()
-        if option_values:
-            opts = dataclasses.replace(opts, **option_values)
-        # the gate first: a pin that cannot be driven is reported before the bundle is read
-        if reject is None and opts.gpio_pin is not None:
-            reject = open_reject_pin(opts.gpio_pin)
+    def __init__(self, bundle: Bundle, *args: Any, reject: Any = None, **kwargs: Any) -> None:
         self.reject = reject
-        try:
-            # read from the spec before the model loads, so a bad bundle leaves nothing open
-            self.cfg = TileConfig.from_config(bundle.spec.config, where=str(bundle.path))
-            self.head = NearestGood.from_bundle(bundle, variant)
-            super().__init__(bundle, variant, threads, threshold=threshold, options=opts, model=model)
-        except BaseException:
-            if self.reject is not None:
-                self.reject.close()
-            raise
+        super().__init__(bundle, *args, **kwargs)
+
+    def configure(self) -> None:
+        opts = self.options
+        assert isinstance(opts, InspectOptions)
+        # the gate first: a pin that cannot be driven is reported before the model is loaded
+        if self.reject is None and opts.gpio_pin is not None:
+            self.reject = open_reject_pin(opts.gpio_pin)
+        self.cfg = TileConfig.from_config(self.spec.config, where=str(self.bundle.path))
+        self.head = NearestGood.from_bundle(self.bundle, self.variant)
         self.roi = opts.roi_box
         self.logits = self.spec.output.kind == "logit"
         self.pulse_s = opts.pulse
@@ -163,5 +145,5 @@ class InspectApp(BundleApp):
 
     def close(self) -> None:
         super().close()
-        if self.reject is not None:
+        if getattr(self, "reject", None) is not None:
             self.reject.close()

@@ -20,8 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from ...backends import Model
-from ...bundle import Bundle
 from ...evaluate import score_outputs
 from ...event import Event
 from ...pipeline import Frame
@@ -72,40 +70,28 @@ class VibrationApp(BundleApp):
     uses_threshold = True
     Options = VibrationOptions
 
-    def __init__(
-        self,
-        bundle: Bundle,
-        variant: str | None = None,
-        threads: int | None = None,
-        *,
-        threshold: float | None = None,
-        options: VibrationOptions | None = None,
-        model: Model | None = None,
-    ) -> None:
-        spec = bundle.spec
+    def configure(self) -> None:
+        spec, where = self.spec, self.bundle.path
         cfg = spec.config
         for key in ("fs", "window", "features", "alarm"):
             if key not in cfg:
-                raise ValueError(f"{bundle.path}: bundle.json config lacks '{key}' (not a vibration bundle?)")
+                raise ValueError(f"{where}: bundle.json config lacks '{key}' (not a vibration bundle?)")
         norm = spec.input.normalization
         if norm.mean is None or norm.std is None:
-            raise ValueError(
-                f"{bundle.path}: bundle.json lacks input.normalization mean/std (not a vibration bundle?)"
-            )
-        # read before the model is loaded: a bad bundle fails fast
+            raise ValueError(f"{where}: bundle.json lacks input.normalization mean/std (not vibration?)")
         self.fs = float(cfg["fs"])
         self.window = int(cfg["window"])
         self.fx = FeatureExtractor(self.fs, self.window, FeatureConfig.from_bundle(cfg["features"]))
-        alarm = AlarmConfig.from_bundle(cfg["alarm"])
+        self.alarm_config = AlarmConfig.from_bundle(cfg["alarm"])
         self.baseline = Mahalanobis.from_dict(cfg["baseline"]) if "baseline" in cfg else None
         baseline_threshold = spec.thresholds.get("baseline")
         self.baseline_threshold = None if baseline_threshold is None else float(baseline_threshold)
-        super().__init__(bundle, variant, threads, threshold=threshold, options=options, model=model)
+
+    def ready(self) -> None:
         assert self.threshold is not None  # uses_threshold: BundleApp read it from the spec
         o = self.options
-        if not isinstance(o, VibrationOptions):
-            raise TypeError(f"options must be VibrationApp.Options, got {type(o).__name__}")
-        self.alarm = alarm.state(self.threshold, n=o.alarm_n, m=o.alarm_m)
+        assert isinstance(o, VibrationOptions)
+        self.alarm = self.alarm_config.state(self.threshold, n=o.alarm_n, m=o.alarm_m)
         self.changes_only = o.changes_only
 
     def check_rate(self, fs: float) -> None:
