@@ -17,36 +17,46 @@ pytestmark = pytest.mark.slow  # one tiny training + int8 conversion, 1-2 minute
 
 @pytest.fixture(scope="module")
 def tiny(data_dir, tmp_path_factory):
-    """32x32, half width, 5 epochs on UMIST + GT (70 identities, about a minute); ORL stays unseen."""
-    from edgewise.train.face import train_face
+    """32x32, half width, 5 epochs on UMIST + GT (70 identities, about a minute); ORL stays unseen.
+
+    Returns the bundle, its metrics and the fitted trainer (its held-out identities: 8 people of
+    UMIST + GT that training never saw).
+    """
+    from edgewise.train.face import FaceTrainer
 
     out = tmp_path_factory.mktemp("face") / "face.bundle"
-    m = train_face(data_dir, out, epochs=5, holdout=8, sets=["UMIST", "GT"], size=32, width=0.5, margin=0.1,
-                   lr=5e-3, variants=["tflite_int8"], threads=2, augmentation="basic", quiet=True)
-    return out, m
+    trainer = FaceTrainer(epochs=5, holdout=8, sets=["UMIST", "GT"], size=32, width=0.5, margin=0.1, lr=5e-3,
+                          variants=["tflite_int8"], threads=2, augmentation="basic", quiet=True).fit(data_dir)
+    return out, trainer.export(out), trainer
 
 
-def test_tiny_embedding_training_beats_chance_and_init_on_unseen_orl(tiny, data_dir):
-    from edgewise.edge.apps.face.detect import YuNetDetector
-    from edgewise.train.data.faces import load_orl
-    from edgewise.train.face import build_embedding_net, open_set_rank1, prepare, to_input
+def test_tiny_embedding_training_beats_init_on_unseen_people_and_chance_on_orl(tiny, data_dir):
+    """Training teaches the network faces it never saw: on the 8 held-out people of the training
+    collections it beats the same network untrained, and on ORL (another collection, never
+    seen) it is far above chance.
+
+    Not claimed: beating the untrained network on ORL. A randomly initialised network already
+    reaches about 0.35 rank-1 there, and this 5-epoch, 32-px recipe lands between 0.28 and 0.46
+    depending on the seed and on which CPU kernels (AVX2 or AVX-512) TensorFlow and numpy pick;
+    the full recipe (docs/face.md) is what is measured on ORL.
+    """
+    from edgewise.train.face import build_embedding_net, open_set_rank1, to_input
     from edgewise.train.keras_utils import tf_setup
 
-    _, m = tiny
+    _, m, trainer = tiny
+    ho = trainer.heldout_
     keras = tf_setup(0, threads=2)
-    det = YuNetDetector(data_dir / "models/face_detection/yunet_n_320_320.onnx")
-    orl = prepare(load_orl(data_dir / "faces/orl"), det, 32)
     untrained = build_embedding_net(keras, 32, 128, 0.5)
-    base = open_set_rank1(untrained.predict(to_input(orl.x), verbose=0), orl.y)
+    base = open_set_rank1(untrained.predict(to_input(ho.x), verbose=0), ho.y, 5, 0)
+    assert m["heldout_rank1"] > base + 0.05, f"held-out rank-1 {m['heldout_rank1']} vs untrained {base}"
     trained = m["orl_keras_rank1_5enrolled"]
-    assert trained > 5 / 40, f"rank-1 {trained} not above 5x chance"
-    assert trained > base + 0.05, f"trained rank-1 {trained} vs untrained {base}"
+    assert trained > 5 / 40, f"ORL rank-1 {trained} not above 5x chance"
 
 
 def test_bundle_carries_threshold_report_and_int8(tiny):
     from edgewise.edge.bundle import load_bundle
 
-    path, m = tiny
+    path, m, _ = tiny
     b = load_bundle(path)
     assert b.app == "face" and b.input["shape"] == [None, 32, 32, 1]
     assert -1.0 <= b.thresholds["unknown"] <= 1.0 and b.thresholds["far_target"] == 0.001
@@ -68,7 +78,7 @@ def _write_probe_folder(data_dir: Path, folder: Path) -> None:
 
 def test_enroll_and_run_on_a_folder_without_tensorflow(tiny, data_dir, tmp_path):
     """The edge side (enroll + run) in a fresh interpreter: TensorFlow must never be imported."""
-    bundle, _ = tiny
+    bundle, _, _ = tiny
     yunet = data_dir / "models/face_detection/yunet_n_320_320.onnx"
     enroll_dir = tmp_path / "s1"
     enroll_dir.mkdir()
@@ -137,7 +147,7 @@ def test_bad_frame_is_logged_and_the_runner_continues(tiny, data_dir, tmp_path, 
                 yield Frame(f, time.monotonic(), i, {"source": "list"})
 
     good = cv2.imread(str(data_dir / "faces/orl/s3/1.pgm"), cv2.IMREAD_GRAYSCALE)
-    bundle, _ = tiny
+    bundle, _, _ = tiny
     with Gallery(tmp_path / "g.db") as g:
         det = YuNetDetector(data_dir / "models/face_detection/yunet_n_320_320.onnx")
         app = FaceApp(load_bundle(bundle), g, det)
@@ -168,7 +178,7 @@ def test_flip_embedding_is_mirror_invariant_and_thresholds_exist_per_mode(tiny, 
     from edgewise.edge.bundle import load_bundle
     from edgewise.train.data.faces import load_orl
 
-    path, m = tiny
+    path, m, _ = tiny
     b = load_bundle(path)
     det = YuNetDetector(data_dir / "models/face_detection/yunet_n_320_320.onnx")
     crops, _ = face_crops(load_orl(data_dir / "faces/orl").images[:3], det, 32)
@@ -191,7 +201,7 @@ def test_recalibration_uses_the_bundles_own_heldout_identities(tiny, data_dir, t
     from edgewise.edge.bundle import load_bundle
     from edgewise.train.face import recalibrate
 
-    path, _ = tiny
+    path, _, _ = tiny
     out = tmp_path / "recal.bundle"
     rec = recalibrate(path, data_dir, out, tta="enroll", variant="tflite_int8", quiet=True)
     b, src = load_bundle(out), load_bundle(path)  # re-sealed: checksums verify

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from edgewise.benchmarks.demo.verdicts import auroc_two_se
 from edgewise.edge.apps.inspect import InspectApp
 from edgewise.edge.bundle import load_bundle
 from edgewise.edge.pipeline import Frame
@@ -39,8 +40,12 @@ def test_small_real_training_beats_chance_clearly(small_run: tuple[Path, dict]) 
     b = load_bundle(bundle_dir)  # every checksum verifies after the report was added
     assert set(b.variants) == {"tflite_float32", "tflite_int8"}
     # tiles: defect-centred vs good crops of held-out validation parts (chance = 0.5); a few
-    # dozen training parts and ~100 steps are too few for whole-part figures to be stable
-    assert m["val_tile_auroc_keras"] >= 0.7, m["val_tile_auroc_keras"]
+    # dozen training parts and ~100 steps are too few for whole-part figures to be stable.
+    # "Clearly" = more than two standard errors above chance (Hanley & McNeil). A fixed 0.7 was
+    # not a property of this recipe: seed 0 gives 0.82 where TensorFlow runs AVX2 kernels and
+    # 0.66 where it runs AVX-512 ones (the best-epoch choice on 48 validation parts flips).
+    a, n = m["val_tile_auroc_keras"], m["val_tiles"]
+    assert a - 0.5 > auroc_two_se(a, n["defect"], n["good"]), (a, n)
     auc = m["test_image_auroc"]
     assert abs(auc["tflite_int8"] - auc["tflite_float32"]) <= 0.05, auc
     th = b.thresholds

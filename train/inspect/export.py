@@ -126,6 +126,8 @@ class Evaluation:
             "deployed_variant": self.deployed,
             "train_seconds": round(t.train_seconds_, 1),
             "val_tile_auroc_keras": t.val_tile_auroc_,
+            "val_tiles": {"defect": int(np.sum(t.val_crops_[1] == 1)),
+                          "good": int(np.sum(t.val_crops_[1] == 0))},
             "val_image_auroc": {n: auroc(v.val, y_val) for n, v in self.variants.items()},
             "test_image_auroc": {
                 "keras": auroc(t.keras_test_scores_, y_test),
