@@ -25,9 +25,17 @@ from ..backends import Model, load_model
 from ..bundle import Bundle
 from ..event import Event
 from ..pipeline import Frame
-from ..spec import BundleSpec
+from ..spec import BundleError, BundleSpec
 
-__all__ = ["BundleApp", "Options", "add_option_flags", "options_from", "Event"]
+__all__ = ["BundleApp", "Options", "add_option_flags", "options_from", "check_app", "Event"]
+
+
+def check_app(bundle: Bundle, *apps: str) -> None:
+    """Refuse, in one line, a bundle made for another application (a digits bundle given to
+    ``run face`` would otherwise fail deep inside, on its first frame)."""
+    if apps and bundle.spec.app not in apps:
+        wanted = " or ".join(f"'{a}'" for a in apps)
+        raise BundleError(f"{bundle.path}: made for the '{bundle.spec.app}' application, not {wanted}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +52,7 @@ class BundleApp:
     """
 
     name: ClassVar[str] = "app"
+    bundle_apps: ClassVar[tuple[str, ...]] = ()  # the bundle.json "app" values this app runs (any when empty)
     uses_threshold: ClassVar[bool] = False
     Options: ClassVar[type[Options]] = Options
 
@@ -60,6 +69,7 @@ class BundleApp:
     ) -> None:
         """``option_values``: the option fields as keywords (``App(b, roi="0,0,64,64")``), for
         callers in code; an unknown name is a ``TypeError``."""
+        check_app(bundle, *self.bundle_apps)
         self.bundle = bundle
         self.spec: BundleSpec = bundle.spec
         self.variant = bundle.variant(variant).name

@@ -49,6 +49,7 @@ class ClassifyApp(BundleApp):
     """Top-1 class of every frame: ``answer`` is the label, ``score`` its probability."""
 
     name = "classify"
+    bundle_apps = ("generic", "classify")
 
     def preprocess(self, frame: Frame) -> np.ndarray:
         return prepare_image(frame.data, self.spec.input)

@@ -54,6 +54,7 @@ class FaceApp(BundleApp):
     """
 
     name = "face"
+    bundle_apps = ("face",)
     Options = FaceOptions
     options: FaceOptions
 

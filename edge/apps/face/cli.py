@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ...bundle import load_bundle
 from ...cliargs import Parser, add_quiet, fail
-from ..base import add_option_flags, options_from
+from ..base import add_option_flags, check_app, options_from
 from ..run import run_app
 from ..settings import RunSettings, run_parser
 from .app import FaceApp, FaceOptions
@@ -122,6 +122,7 @@ def enroll_main(argv: list[str]) -> int:
                 print(f"removed {a.remove} (embeddings and images deleted, database vacuumed)")
                 return 0
             bundle = load_bundle(a.bundle)
+            check_app(bundle, "face")
             emb = FaceEmbedder(bundle, a.variant, a.threads)
             det = make_detector(a.detector, a.detector_model, threads=a.threads)
             photos = read_photo_folder(a.images) if a.images else camera_shots(a.camera, a.shots)

@@ -68,19 +68,20 @@ class InspectApp(BundleApp):
     """
 
     name = "inspect"
+    bundle_apps = ("inspect",)
     uses_threshold = True
     Options = InspectOptions
 
     def __init__(self, bundle: Bundle, *args: Any, reject: Any = None, **kwargs: Any) -> None:
-        self.reject = reject
+        # the gate first: a pin that cannot be driven is reported before the bundle is read
+        opts = kwargs.get("options")
+        pin = kwargs.get("gpio_pin", getattr(opts, "gpio_pin", None))
+        self.reject = reject if reject is not None or pin is None else open_reject_pin(pin)
         super().__init__(bundle, *args, **kwargs)
 
     def configure(self) -> None:
         opts = self.options
         assert isinstance(opts, InspectOptions)
-        # the gate first: a pin that cannot be driven is reported before the model is loaded
-        if self.reject is None and opts.gpio_pin is not None:
-            self.reject = open_reject_pin(opts.gpio_pin)
         self.cfg = TileConfig.from_config(self.spec.config, where=str(self.bundle.path))
         self.head = NearestGood.from_bundle(self.bundle, self.variant)
         self.roi = opts.roi_box

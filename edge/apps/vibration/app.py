@@ -67,6 +67,7 @@ class VibrationApp(BundleApp):
     """
 
     name = "vibration"
+    bundle_apps = ("vibration",)
     uses_threshold = True
     Options = VibrationOptions
 

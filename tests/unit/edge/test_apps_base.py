@@ -83,3 +83,15 @@ def test_options_become_flags_with_their_defaults_and_back(bundle: Path) -> None
     assert "reject pulse length" in p.format_help()
     app = Gate(load_bundle(bundle), options=got, model=FakeModel())
     assert app.options.pulse_s == 0.5
+
+
+def test_an_app_refuses_a_bundle_made_for_another_application_in_one_line(bundle: Path) -> None:
+    class FaceOnly(Gate):
+        bundle_apps = ("face",)
+
+    b = load_bundle(bundle)
+    model = FakeModel()
+    with pytest.raises(BundleError, match=rf"made for the '{b.spec.app}' application, not 'face'"):
+        FaceOnly(b, model=model)
+    with Gate(b, model=FakeModel()):  # an app that names no bundle_apps runs any bundle
+        pass
