@@ -13,6 +13,7 @@ device computes the very figures the workstation does.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ __all__ = [
     "auroc", "roc_curve", "threshold_for_recall", "threshold_for_false_alarm", "percentiles",
     "SCORES", "score_outputs", "unit_rows", "pair_similarities",
     "DECISIONS", "Decider", "agreement",
-    "Tolerance", "DEFAULT_TOLERANCES", "DEVICE_REL_TOLERANCE", "DeviceTolerance",
+    "Tolerance", "DEFAULT_TOLERANCES", "DEVICE_REL_TOLERANCE", "DeviceTolerance", "two_se", "auroc_two_se",
 ]
 
 # --- metrics ---------------------------------------------------------------------------------
@@ -284,3 +285,18 @@ class DeviceTolerance:
             return self.max_metric_drop
         tol = DEFAULT_TOLERANCES.get(precision)
         return tol.max_metric_drop if tol else 0.01
+
+
+def two_se(p: float, n: int) -> float:
+    """Two standard errors of a proportion ``p`` measured on ``n`` items (a ~95 % margin).
+
+    The variance is floored at 1/n so that 0 % or 100 % on a small sample keeps a margin.
+    """
+    return 2.0 * math.sqrt(max(p * (1.0 - p), 1.0 / max(n, 1)) / max(n, 1))
+
+
+def auroc_two_se(a: float, n_pos: int, n_neg: int) -> float:
+    """Two standard errors of an AUROC (Hanley & McNeil, 1982)."""
+    q1, q2 = a / (2.0 - a), 2.0 * a * a / (1.0 + a)
+    var = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / max(n_pos * n_neg, 1)
+    return 2.0 * math.sqrt(max(var, 0.0))

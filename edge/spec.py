@@ -37,7 +37,12 @@ class BundleError(ValueError):
     """A bundle that cannot be trusted: missing, truncated or tampered file, bad JSON."""
 
 
-def _check_keys(d: Mapping[str, Any], known: tuple[str, ...], where: str, what: str) -> None:
+def _check_keys(d: Mapping[str, Any], known: tuple[str, ...], where: str, what: str,
+                required: tuple[str, ...] = (), label: str | None = None) -> None:
+    """Refuse a missing ``required`` key (named as ``label``, default ``what``) or any unknown key."""
+    for key in required:
+        if key not in d:
+            raise BundleError(f"{where}: {label or what} lacks '{key}'")
     unknown = [k for k in d if k not in known]
     if unknown:
         raise BundleError(f"{where}: unknown key '{unknown[0]}' in {what}; known: {', '.join(known)}")
@@ -157,10 +162,7 @@ class Input:
     @classmethod
     def from_json(cls, d: Any, where: str = "bundle.json") -> Input:
         d = _obj(d, where, "input")
-        for key in ("shape", "dtype"):
-            if key not in d:
-                raise BundleError(f"{where}: input spec lacks '{key}'")
-        _check_keys(d, cls.KEYS, where, "input")
+        _check_keys(d, cls.KEYS, where, "input", required=("shape", "dtype"), label="input spec")
         if "normalization" not in d:
             raise BundleError(f"{where}: input spec lacks 'normalization' (raw inputs say {IDENTITY})")
         color = d.get("color")
@@ -203,10 +205,7 @@ class Output:
     @classmethod
     def from_json(cls, d: Any, where: str = "bundle.json") -> Output:
         d = _obj(d, where, "output")
-        for key in ("shape", "dtype"):
-            if key not in d:
-                raise BundleError(f"{where}: output spec lacks '{key}'")
-        _check_keys(d, cls.KEYS, where, "output")
+        _check_keys(d, cls.KEYS, where, "output", required=("shape", "dtype"), label="output spec")
         return cls(shape=_shape(d["shape"], where, "output"), dtype=str(d["dtype"]), kind=d.get("kind"),
                    meaning=d.get("meaning"), score=d.get("score"), head=d.get("head"))
 
@@ -267,10 +266,7 @@ class Evaluation:
     @classmethod
     def from_json(cls, d: Any, where: str = "bundle.json") -> Evaluation:
         d = _obj(d, where, "evaluation")
-        _check_keys(d, cls.KEYS, where, "evaluation")
-        for key in ("samples", "x", "reference"):
-            if key not in d:
-                raise BundleError(f"{where}: evaluation lacks '{key}'")
+        _check_keys(d, cls.KEYS, where, "evaluation", required=("samples", "x", "reference"))
         thr = d.get("threshold")
         return cls(samples=int(d["samples"]), x=d["x"], reference=d["reference"], y=d.get("y"),
                    decision=d.get("decision", "argmax"), score=d.get("score", "last"),

@@ -6,9 +6,10 @@ margin of two standard errors, so a verdict says what a short training really re
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
+
+from edgewise.edge.evaluate import auroc_two_se, two_se
 
 __all__ = ["Verdict", "verdicts", "verdict_digits", "verdict_vibration", "verdict_inspect",
            "verdict_face"]
@@ -28,21 +29,6 @@ class Verdict:
 
     def line(self) -> str:
         return f"{self.app}: {self.measured} -- {self.status}" + (f": {self.advice}" if self.advice else "")
-
-
-def two_se(p: float, n: int) -> float:
-    """Two standard errors of a proportion ``p`` measured on ``n`` items (a ~95 % margin).
-
-    The variance is floored at 1/n so that 0 % or 100 % on a small sample keeps a margin.
-    """
-    return 2.0 * math.sqrt(max(p * (1.0 - p), 1.0 / max(n, 1)) / max(n, 1))
-
-
-def auroc_two_se(a: float, n_pos: int, n_neg: int) -> float:
-    """Two standard errors of an AUROC (Hanley & McNeil, 1982)."""
-    q1, q2 = a / (2.0 - a), 2.0 * a * a / (1.0 + a)
-    var = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / max(n_pos * n_neg, 1)
-    return 2.0 * math.sqrt(max(var, 0.0))
 
 
 def _pct(x: float) -> str:

@@ -16,9 +16,9 @@ from pathlib import Path
 import cv2
 import pytest
 
-from edgewise.benchmarks.demo.verdicts import auroc_two_se
 from edgewise.edge.apps.inspect import InspectApp
 from edgewise.edge.bundle import load_bundle
+from edgewise.edge.evaluate import auroc_two_se
 from edgewise.edge.pipeline import Frame
 from edgewise.train.data.magnetic_tile import load_magnetic_tile, split_samples
 
