@@ -1,18 +1,21 @@
 """``edgewise bench vibration``: the vibration targets, measured in the edge runtime, in one run.
 
-- detection per CWRU fault file (AUROC, recall at the bundle threshold) and the false-alarm
-  rate on held-out healthy windows, for TFLite int8, TFLite float32, ONNX int8 and the
-  Mahalanobis baseline, re-derived here from the recordings with the device code (features
-  from ``edge.apps.vibration``, models through ``edge.backends``, no TensorFlow);
-- the int8-vs-float32 AUROC difference;
-- detection vs window length (1024..12000), from the training run (it needs retraining per
-  length; the bundle's report carries it);
+- detection on any recordings (``--files`` fault recordings, ``--healthy`` healthy ones, each
+  with its own rate and channel, see ``vibration_sets``) or, by default, the bundle's own CWRU
+  files: AUROC and recall per fault file, false-alarm rate on the healthy windows, for TFLite
+  int8, TFLite float32, ONNX int8 and the Mahalanobis baseline at their bundle thresholds,
+  with the device code (features from ``edge.apps.vibration``, models through
+  ``edge.backends``, no TensorFlow);
+- robustness: the same under gain, noise, DC offset, another resampling filter and +-2 %
+  shaft speed (``train.vibration.perturb``), the int8 model and the baseline side by side;
+- diagnosis: the failing part named for every fault file (when the bundle has a bearing);
 - edge cost per window (features + model + score, the app's own code) on ONE core: p50/p99
   and the real-time factor (seconds of signal per second of compute).
 
 Every result carries the host and thread count. JSON and Markdown out.
 
->>> # edgewise bench vibration --bundle vib.bundle --data $EDGEWISE_DATA --json bench.json
+>>> # edgewise bench vibration --bundle vib.bundle --data $EDGEWISE_DATA --out bench/
+>>> # edgewise bench vibration --bundle vib.bundle --healthy 'site/ok*.wav' --files 'site/pump*.wav'
 """
 
 from __future__ import annotations
@@ -32,62 +35,58 @@ from edgewise.edge.apps.vibration import (
     Mahalanobis,
     frame_signal,
     reconstruction_error,
-    split_in_time,
+    robust_z,
 )
 from edgewise.edge.apps.vibration.cost import edge_cost
+from edgewise.edge.apps.vibration.diagnosis import DiagnosisConfig
 from edgewise.edge.backends import load_model
 from edgewise.edge.bundle import Bundle, load_bundle
 from edgewise.edge.cliargs import Parser, add_json, add_quiet, emit_json, fail
 from edgewise.edge.progress import log
-from edgewise.edge.sources.recordings import read_recording, to_rate
-from edgewise.train.data.cwru import cwru_dir
 from edgewise.train.vibration.data import window_features
+from edgewise.train.vibration.diagnosis import diagnosis_markdown, diagnosis_summary, diagnosis_table
 from edgewise.train.vibration.evaluate import evaluate_scores
-from edgewise.train.vibration.report import sweep_table
+from edgewise.train.vibration.report import robustness_table, sweep_table
+from edgewise.train.vibration.robustness import (
+    Scorer,
+    ScoreSetup,
+    baseline_scorer,
+    model_scorer,
+    robustness,
+    robustness_targets,
+)
 
 from .host import host_info
+from .vibration_sets import BenchSet, bench_set, bundle_set
 
-__all__ = ["detection", "alarm_replay", "bench_main", "bench_markdown"]
+__all__ = ["detection", "alarm_replay", "bench_main", "bench_markdown", "robustness_rows", "diagnosis_rows"]
 
 DEFAULT_VARIANTS = ("tflite_int8", "tflite_float32", "onnx_int8")
 
 
-def _cwru_recordings(bundle: Bundle, data: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The healthy signal and every fault file at the bundle's rate, read with the edge readers
-    and the rates the bundle was trained with (config.dataset)."""
-    ds = bundle.spec.config.get("dataset", {})
-    if ds.get("synthetic"):
-        raise ValueError("this bundle was trained on SYNTHETIC data; bench detection needs a CWRU bundle")
-    root = cwru_dir(data)
-    fs = float(bundle.spec.config["fs"])
-    ch = ds.get("channel", "DE")
-    normal = read_recording(
-        sorted((root / "Normal").glob("*.mat"))[0], fs=float(ds.get("normal_fs", 48000)), channel=ch
-    )
-    faults = {}
-    for name in ds.get("faults", []):
-        rec = read_recording(root / "12k_DE" / f"{name}.mat", fs=float(ds.get("fault_fs", 12000)), channel=ch)
-        faults[name] = to_rate(rec, fs).signal
-    return to_rate(normal, fs).signal, faults
+def _setup(bundle: Bundle) -> ScoreSetup:
+    """The device's feature extractor and the bundle's centre / spread / cap, hops from training."""
+    cfg = bundle.spec.config
+    tr = cfg["training"]
+    fx = FeatureExtractor(float(cfg["fs"]), int(cfg["window"]), FeatureConfig.from_bundle(cfg["features"]))
+    norm = bundle.spec.input.normalization
+    return ScoreSetup(fx, np.asarray(norm.mean, np.float32), np.asarray(norm.std, np.float32),
+                      int(tr["hop_normal"]), int(tr["hop_fault"]))
 
 
-def detection(bundle: Bundle, data: Path, variants: list[str], threads: int = 1) -> dict[str, Any]:
+def detection(bundle: Bundle, data: BenchSet, variants: list[str], threads: int = 1) -> dict[str, Any]:
     """Per-file AUROC / recall and FAR at the bundle thresholds, per variant and the baseline."""
     spec = bundle.spec
     cfg = spec.config
-    tr = cfg["training"]
-    fs, n = float(cfg["fs"]), int(cfg["window"])
-    fx = FeatureExtractor(fs, n, FeatureConfig.from_bundle(cfg["features"]))
-    normal, faults = _cwru_recordings(bundle, data)
-    a, b = split_in_time(len(normal), tuple(tr["split"]))[2]
-    test_w = frame_signal(normal[a:b], n, int(tr["hop_normal"]))
-    standardize = spec.input.normalization.apply  # the bundle's mean/std, as the device applies them
-    zt, it = window_features(fx, test_w)
-    zt = standardize(zt)
+    setup = _setup(bundle)
+    n = setup.fx.window
+    cap = setup.fx.cfg.z_cap
+    ft, it = window_features(setup.fx, data.healthy_windows(n, setup.hop_normal))
+    zt = robust_z(ft, setup.centre, setup.spread, cap)
     fz = {}
-    for k, sig in faults.items():
-        f, ind = window_features(fx, frame_signal(sig, n, int(tr["hop_fault"])))
-        fz[k] = (standardize(f), ind)
+    for k, sig in data.faults.items():
+        f, ind = window_features(setup.fx, frame_signal(sig, n, setup.hop_fault))
+        fz[k] = (robust_z(f, setup.centre, setup.spread, cap), ind)
     th = spec.thresholds
     out: dict[str, Any] = {}
     for v in variants:
@@ -96,23 +95,73 @@ def detection(bundle: Bundle, data: Path, variants: list[str], threads: int = 1)
         m = load_model(bundle, v, threads=threads)
 
         def score(z: np.ndarray, m: Any = m) -> np.ndarray:
+            if len(z) == 0:
+                return np.empty(0)
             return reconstruction_error(
                 z, np.concatenate([m.predict(z[i : i + 256]) for i in range(0, len(z), 256)])
             )
 
         t = th.for_variant(v)
         sn, sf = score(zt), {k: score(z) for k, (z, _) in fz.items()}
-        out[v] = evaluate_scores(sn, sf, t)
+        out[v] = _evaluate(sn, sf, t)
         out[v]["alarm"] = alarm_replay(sn, sf, t, cfg, n)
         m.close()
     maha = Mahalanobis.from_dict(cfg["baseline"])
-    sn, sf = maha.score(it), {k: maha.score(ind) for k, (_, ind) in fz.items()}
+    sn, sf = maha.score(it) if len(it) else np.empty(0), {k: maha.score(ind) for k, (_, ind) in fz.items()}
     if th.get("baseline") is None:
         raise ValueError(f"{bundle.path}: bundle.json thresholds lack 'baseline'")
     tb = float(th.get("baseline"))
-    out["baseline"] = evaluate_scores(sn, sf, tb)
+    out["baseline"] = _evaluate(sn, sf, tb)
     out["baseline"]["alarm"] = alarm_replay(sn, sf, tb, cfg, n)
     return out
+
+
+def _evaluate(sn: np.ndarray, sf: dict[str, np.ndarray], t: float) -> dict[str, Any]:
+    """``evaluate_scores`` when both healthy and fault windows are there; else what can be said."""
+    if len(sn) and sf:
+        return evaluate_scores(sn, sf, t)
+    out: dict[str, Any] = {"threshold": float(t), "normal_windows": int(len(sn))}
+    if len(sn):
+        out["far"] = float((sn > t).mean())
+    if sf:
+        out["per_file"] = {k: {"recall": float((v > t).mean()), "windows": int(len(v))}
+                           for k, v in sf.items()}
+        out["recall_min"] = float(min(v["recall"] for v in out["per_file"].values()))
+    return out
+
+
+def robustness_rows(
+    bundle: Bundle, data: BenchSet, variant: str | None, threads: int, quick: bool
+) -> list[dict[str, Any]]:
+    """The perturbation table on these recordings: ``variant`` (the deployed model) and the
+    baseline at their bundle thresholds."""
+    setup = _setup(bundle)
+    th = bundle.spec.thresholds
+    scorers: dict[str, Scorer] = {}
+    model = None
+    if variant is not None:
+        model = load_model(bundle, variant, threads=threads)
+        scorers[variant] = model_scorer(model.predict, th.for_variant(variant))
+    scorers["baseline"] = baseline_scorer(Mahalanobis.from_dict(bundle.spec.config["baseline"]),
+                                          float(th.get("baseline")))
+    try:
+        return robustness(data.healthy_signal(), data.faults, setup, scorers, quick=quick, quiet=False)
+    finally:
+        if model is not None:
+            model.close()
+
+
+def diagnosis_rows(bundle: Bundle, data: BenchSet) -> dict[str, Any] | None:
+    """The part named for every fault recording (None when the bundle has no bearing)."""
+    d = bundle.spec.config.get("diagnosis")
+    if not d or not data.faults:
+        return None
+    cfg = DiagnosisConfig.from_bundle(d)
+    fs = float(bundle.spec.config["fs"])
+    sig = {k: (x, data.part.get(k) or "unknown", data.shaft_hz.get(k)) for k, x in data.faults.items()}
+    rows = diagnosis_table(sig, fs, cfg)
+    return {"rows": rows, "summary": diagnosis_summary([r for r in rows if r["truth"] != "unknown"]),
+            "config": cfg.to_dict()}
 
 
 def alarm_replay(
@@ -156,48 +205,62 @@ def bench_markdown(r: dict[str, Any]) -> str:
         f"(shared machine)",
         "",
     ]
+    if r.get("data_source"):
+        lines += [f"data: {r['data_source']}", ""]
     det = r.get("detection")
     if det:
         order = list(det)
+
+        def cell(d: dict[str, Any], f: str) -> str:
+            pf = d["per_file"][f]
+            return f"{pf['auroc']:.4f} / {pf['recall']:.3f}" if "auroc" in pf else f"- / {pf['recall']:.3f}"
+
         lines += [
-            "## Detection (edge runtime, held-out healthy test windows vs each fault file)",
+            "## Detection (edge runtime, healthy windows vs each fault file)",
             "",
             "AUROC / recall at the bundle threshold",
             "",
             "| file | " + " | ".join(order) + " |",
             "|---|" + "---|" * len(order),
         ]
-        for f in det[order[0]]["per_file"]:
-            lines.append(
-                f"| {f} | "
-                + " | ".join(
-                    f"{det[k]['per_file'][f]['auroc']:.4f} / {det[k]['per_file'][f]['recall']:.3f}"
-                    for k in order
-                )
-                + " |"
-            )
-        lines.append("| **min AUROC** | " + " | ".join(f"{det[k]['auroc_min']:.4f}" for k in order) + " |")
-        lines.append("| **min recall** | " + " | ".join(f"{det[k]['recall_min']:.3f}" for k in order) + " |")
-        lines.append(
-            "| **FAR** | "
-            + " | ".join(
+        for f in det[order[0]].get("per_file", {}):
+            lines.append(f"| {f} | " + " | ".join(cell(det[k], f) for k in order) + " |")
+        if "auroc_min" in det[order[0]]:
+            lines.append("| **min AUROC** | " + " | ".join(f"{det[k]['auroc_min']:.4f}" for k in order)
+                         + " |")
+        if "recall_min" in det[order[0]]:
+            lines.append("| **min recall** | " + " | ".join(f"{det[k]['recall_min']:.3f}" for k in order)
+                         + " |")
+        if "far" in det[order[0]]:
+            lines.append("| **FAR** | " + " | ".join(
                 f"{det[k]['far']:.3f} ({round(det[k]['far'] * det[k]['normal_windows'])}"
-                f"/{det[k]['normal_windows']})"
-                for k in order
-            )
-            + " |"
-        )
+                f"/{det[k]['normal_windows']})" for k in order) + " |")
         lines += ["", "N-of-M alarm on back-to-back windows (the device's debounce and hysteresis):", ""]
         for k in order:
             al = det[k].get("alarm")
             if al:
                 lines.append(
-                    f"- {k}: {al['healthy_alarms_raised']} alarm(s) on {al['healthy_windows']} healthy test "
+                    f"- {k}: {al['healthy_alarms_raised']} alarm(s) on {al['healthy_windows']} healthy "
                     f"windows; {al['fault_files_alarmed']}/{al['fault_files']} fault files alarmed, at most "
                     f"{al['max_seconds_to_alarm']} s of signal after the start ({al['n_of_m'][0]} of "
                     f"{al['n_of_m'][1]})"
                 )
         lines.append("")
+    if r.get("robustness"):
+        lines += ["## Robustness (healthy windows and every fault file under perturbations, at the bundle "
+                  "thresholds)",
+                  "", "Gain multiplies the signal; noise is white at the SNR of each whole recording; "
+                  "DC offset 5x RMS; IIR resampling: up 4x and back down through scipy's Chebyshev "
+                  "decimator; speed: every frequency x0.98 / x1.02. Band share: the largest share one "
+                  "feature has of a flagged fault window's reconstruction error.", "",
+                  *robustness_table(r["robustness"]), ""]
+    if r.get("diagnosis"):
+        dg = r["diagnosis"]
+        lines += ["## Diagnosis (the failing part named from the envelope spectrum; no labels fitted)", "",
+                  f"First {dg['config']['seconds']:g} s of each fault recording; speed known = the "
+                  "recording's RPM (CWRU .mat or :rpm=), else the bundle's nominal speed; estimated = "
+                  f"from the spectrum near the nominal {dg['config']['shaft_hz']:.2f} Hz.", "",
+                  *diagnosis_markdown(dg["rows"], dg["summary"]), ""]
     if r.get("targets"):
         lines += ["## Targets", ""]
         for name, t in r["targets"].items():
@@ -236,7 +299,7 @@ def _targets(r: dict[str, Any]) -> dict[str, Any]:
     t: dict[str, Any] = {}
     det = r.get("detection") or {}
     q, f = det.get("tflite_int8"), det.get("tflite_float32")
-    if q:
+    if q and "auroc_min" in q:
         t["int8 AUROC >= 0.999 per fault file (min)"] = {
             "value": q["auroc_min"],
             "pass": q["auroc_min"] >= 0.999,
@@ -246,9 +309,17 @@ def _targets(r: dict[str, Any]) -> dict[str, Any]:
             "pass": q["recall_min"] >= 0.99,
         }
         t["int8 FAR <= 0.01 on held-out healthy"] = {"value": q["far"], "pass": q["far"] <= 0.01}
-    if q and f:
+    if q and f and "auroc_min" in q:
         d = max(abs(q["per_file"][k]["auroc"] - f["per_file"][k]["auroc"]) for k in q["per_file"])
         t["|int8 - float32| AUROC <= 0.005 (max over files)"] = {"value": d, "pass": d <= 0.005}
+    if r.get("robustness"):
+        scorers = [k for k in r["robustness"][0]["scorers"] if k != "baseline"]
+        if scorers:
+            t.update(robustness_targets(r["robustness"], scorers[0]))
+    dg = (r.get("diagnosis") or {}).get("summary", {})
+    if dg.get("given") and dg.get("files"):
+        t[f"diagnosis: right part for >= 80 % of {dg['files']} labelled fault files (speed known)"] = {
+            "value": dg["given"]["right"], "pass": dg["given"]["right"] >= 0.8 * dg["files"]}
     for c in r["cost"]:
         if c["variant"] == "tflite_int8" and c["window"] == 2048 and np.isclose(c["fs"], 12000):
             fm = c["realtime_factor_features_model_cpu_p50"]
@@ -289,21 +360,34 @@ def _runnable_variants(bundle: Any, requested: str | None) -> list[str]:
 def bench_main(argv: list[str]) -> int:
     p = Parser(
         prog="edgewise bench vibration",
-        description="Detection per fault file (int8 / float32 / ONNX int8 / baseline) in the edge runtime, "
-        "detection vs window length, and edge cost per window on one core.",
-        epilog="example:\n  edgewise bench vibration --bundle vib.bundle --data $EDGEWISE_DATA "
-        "--json bench.json --md bench.md",
+        description="Detection per fault recording (int8 / float32 / ONNX int8 / baseline) in the edge "
+        "runtime, robustness to gain, noise, offset, resampling and speed, the failing part named per fault "
+        "recording, and edge cost per window on one core.",
+        epilog="examples:\n"
+        "  edgewise bench vibration --bundle vib.bundle --data $EDGEWISE_DATA --out bench/\n"
+        "  edgewise bench vibration --bundle vib.bundle --healthy 'site/ok_*.wav' \\\n"
+        "      --files 'site/pump_*.npy:fs=25600' 'cwru/12k_DE/OR*.mat:fs=12000:ch=DE' --quick",
     )
     p.add_argument("--bundle", required=True, help="vibration bundle directory or .zip")
-    p.add_argument("--data", help="datasets folder for the detection figures (default $EDGEWISE_DATA)")
+    p.add_argument("--data", help="datasets folder with the bundle's own CWRU recordings, used when no "
+                   "--files/--healthy are given (default $EDGEWISE_DATA)")
+    p.add_argument("--files", nargs="+", action="extend", default=[], metavar="SPEC",
+                   help="fault (or unknown) recordings: GLOB[:fs=HZ][:ch=NAME][:rpm=RPM][:part=PART]")
+    p.add_argument("--healthy", nargs="+", action="extend", default=[], metavar="SPEC",
+                   help="healthy recordings, same form; their windows give the false-alarm rates")
+    p.add_argument("--fs", type=float, help="sampling rate for specs without fs= (WAV carries its own)")
+    p.add_argument("--channel", help="channel for specs without ch= (CWRU DE/FE/BA, CSV column, index)")
     p.add_argument("--variants", help="comma-separated variants; refused if one cannot run here (default: "
                    f"{','.join(DEFAULT_VARIANTS)}, skipping those whose runtime is not installed)")
     p.add_argument("--iterations", type=int, default=2000, help="timed windows per variant")
     p.add_argument("--cpu", type=int, default=0, help="CPU to pin the cost timing to (-1: no pinning)")
     p.add_argument("--threads", type=int, default=1,
                    help="inference threads for the detection figures (edge cost: always 1 thread, 1 core)")
+    p.add_argument("--quick", action="store_true",
+                   help="the target perturbations only (clean, gain 0.8/1.25, 20 dB) and 300 timed windows")
     add_json(p)
-    p.add_argument("--md", help="write the Markdown table here")
+    p.add_argument("--md", help="write the Markdown report here")
+    p.add_argument("--out", help="folder for vibration_bench.json and vibration_bench.md")
     add_quiet(p)
     a = p.parse_args(argv)
     if a.iterations < 1:
@@ -315,35 +399,57 @@ def bench_main(argv: list[str]) -> int:
         if bundle.app != "vibration":
             raise ValueError(f"{a.bundle}: app is '{bundle.app}', not a vibration bundle")
         variants = _runnable_variants(bundle, a.variants)
-    except (ValueError, ImportError) as e:
+        fs = float(bundle.spec.config["fs"])
+        data_dir = a.data or os.environ.get("EDGEWISE_DATA")
+        sets = None
+        if a.files or a.healthy:
+            sets = bench_set(a.files, a.healthy, fs, a.fs, a.channel)
+    except (ValueError, ImportError, OSError) as e:
         return fail("edgewise bench vibration", e)
-    data = a.data or os.environ.get("EDGEWISE_DATA")
+    if sets is None and data_dir:
+        try:
+            sets = bundle_set(bundle, Path(data_dir))
+        except ValueError as e:
+            print(f"edgewise bench vibration: detection skipped: {e}", file=sys.stderr)
     r: dict[str, Any] = {
         "host": {**host_info(), "loadavg_at_start": os.getloadavg()},
         "bundle": str(bundle.path),
         "synthetic": bool(bundle.spec.config.get("dataset", {}).get("synthetic")),
+        "threads": a.threads,
+        "quick": a.quick,
     }
-    if data:
-        log("detection: reading recordings and scoring every window in the edge runtime ...")
-        try:
-            r["detection"] = detection(bundle, Path(data), variants, threads=a.threads)
-            r["detection_threads"] = a.threads
-        except ValueError as e:
-            print(f"edgewise bench vibration: detection skipped: {e}", file=sys.stderr)
+    if sets is not None:
+        r["data_source"] = sets.source
+        r["recordings"] = {"healthy": {k: round(len(v) / fs, 2) for k, v in sets.healthy.items()},
+                           "faults": {k: round(len(v) / fs, 2) for k, v in sets.faults.items()}}
+        log(f"detection on {len(sets.healthy)} healthy and {len(sets.faults)} fault recording(s) ...",
+            quiet=a.quiet)
+        r["detection"] = detection(bundle, sets, variants, threads=a.threads)
+        r["detection_threads"] = a.threads
+        deployed = "tflite_int8" if "tflite_int8" in variants else (variants[0] if variants else None)
+        log("robustness: perturbing every recording ...", quiet=a.quiet)
+        r["robustness"] = robustness_rows(bundle, sets, deployed, a.threads, a.quick)
+        r["diagnosis"] = diagnosis_rows(bundle, sets)
     else:
-        log("no --data / EDGEWISE_DATA: detection figures skipped (cost only)")
+        log("no --files/--healthy and no --data / EDGEWISE_DATA: detection figures skipped (cost only)",
+            quiet=a.quiet)
     rep = bundle.file("report/metrics.json")
     if rep.is_file():
         r["window_sweep"] = json.loads(rep.read_text()).get("window_sweep")
     cpu = None if a.cpu < 0 else a.cpu
+    iterations = min(a.iterations, 300) if a.quick else a.iterations
     r["cost"] = []
     for v in variants:
-        if v in bundle.variants:
-            log(f"edge cost: {v}, {a.iterations} windows on cpu {cpu} ...")
-            r["cost"].append(edge_cost(bundle, v, iterations=a.iterations, cpu=cpu))
+        log(f"edge cost: {v}, {iterations} windows on cpu {cpu} ...", quiet=a.quiet)
+        r["cost"].append(edge_cost(bundle, v, iterations=iterations, cpu=cpu))
     r["loadavg_cost"] = [round(x, 2) for x in os.getloadavg()]
     r["targets"] = _targets(r)
     md = bench_markdown(r)
+    if a.out:
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        emit_json(r, str(out / "vibration_bench.json"))
+        (out / "vibration_bench.md").write_text(md)
     if not emit_json(r, a.json):
         print(md)
     if a.md:

@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--zip", help="also write the bundle as this .zip")
     s.add_argument("--name", help="bundle name (default: model file stem)")
     s.add_argument("--task", default="classification",
-                   help="task stored in bundle.json (classification, anomaly, embedding, ...)")
+                   help="task stored in bundle.json (classification, anomaly, embedding, ...); "
+                   "face-embedding wraps a pretrained face embedder (.onnx/.tflite/.keras) into a face "
+                   "bundle and has flags of its own: edgewise convert --task face-embedding --help")
     s.add_argument("--decision", choices=["argmax", "threshold", "none"], default="argmax",
                    help="how an output becomes a decision, for the parity check")
     s.add_argument("--score", default="last", help="score for --decision threshold: last|max|mse")
@@ -72,7 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     return s
 
 
+def _is_face_embedding(argv: list[str]) -> bool:
+    """``--task face-embedding`` (either spelling): a pretrained embedder file, its own flags."""
+    return any(t == "--task=face-embedding" or (t == "--task" and argv[i + 1 : i + 2] == ["face-embedding"])
+               for i, t in enumerate(argv))
+
+
 def convert_main(argv: list[str]) -> int:
+    if _is_face_embedding(argv):
+        from .face.cli import face_convert_main
+
+        return face_convert_main(argv)
     a = build_parser().parse_args(argv)
     for f, flag in ((a.model, "model"), (a.data, "--data")):
         if not Path(f).is_file():

@@ -107,6 +107,7 @@ def build_bundle(
     quiet: bool = False,
     report: Callable[[list[dict[str, Any]]], Report] | None = None,
     before_seal: Callable[[BundleWriter], None] | None = None,
+    convert: Callable[[str, str, np.ndarray], bytes] | None = None,
 ) -> BuildResult:
     """Convert ``model`` (Keras) to ``variants`` and write a verified bundle at ``out``.
 
@@ -116,6 +117,10 @@ def build_bundle(
     ``before_seal(writer)`` runs last, with every variant file written and the metadata filled:
     for what depends on the converted variants themselves (a threshold chosen on the int8 model
     the device runs, per-variant files), which then needs no second seal.
+    ``convert(format, precision, calib_x)`` replaces the Keras conversion for a model that is
+    already a file (a pretrained ONNX or TFLite embedder): ``model`` then only needs
+    ``predict(x, verbose=0)`` and ``inputs[0].shape`` / ``outputs[0].shape``, and the parity
+    reference is that source model.
     """
     names = list(variants or ALL_VARIANTS)
     unknown = [n for n in names if n not in ALL_VARIANTS]
@@ -144,7 +149,8 @@ def build_bundle(
                 # int8 with float statistics from the representative set, by design (see .tflite)
                 if not progress_mod.VERBOSE:
                     warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-                data = _convert(model, fmt, precision, calib_x, onnx_f32)
+                data = (convert(fmt, precision, calib_x) if convert is not None
+                        else _convert(model, fmt, precision, calib_x, onnx_f32))
         except Exception:
             sys.stderr.write(chatter.getvalue()[-4000:])
             raise
@@ -154,7 +160,8 @@ def build_bundle(
         fname = f"model_{precision}.{fmt}"
         path = w.add_bytes(fname, data)
         m = open_model(path, threads=threads)
-        outs = np.concatenate([m.predict(eval_x[i : i + 32]) for i in range(0, len(eval_x), 32)])
+        step = m.input_shape[0] or 32  # a pretrained file may fix its batch (often to 1)
+        outs = np.concatenate([m.predict(eval_x[i : i + step]) for i in range(0, len(eval_x), step)])
         row = compare(name, precision, ref, outs, eval_x, eval_y, decider, spec.tolerances[precision])
         row.update(size_bytes=len(data), convert_seconds=round(seconds, 2))
         if fmt == "tflite" and precision == "int8":

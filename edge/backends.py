@@ -25,7 +25,8 @@ from .bundle import Bundle, BundleError
 from .progress import native_stderr
 
 __all__ = [
-    "Model", "LiteRTModel", "OnnxModel", "open_model", "load_model", "litert_interpreter", "runtime_missing",
+    "Model", "LiteRTModel", "OnnxModel", "open_model", "load_model", "check_tensors", "litert_interpreter",
+    "runtime_missing",
 ]
 
 LITERT_MISSING = "LiteRT not installed: pip install ai-edge-litert (or tflite-runtime on Python <= 3.11)"
@@ -116,6 +117,9 @@ class Model(ABC):
         self.input_dtype: np.dtype = np.dtype(np.float32)
         self.input_quantization: dict[str, Any] | None = None
         self.output_quantization: list[dict[str, Any] | None] = []
+        # every output's shape (None = any) and stored dtype, read once for the load-time check
+        self.output_shapes: list[tuple[int | None, ...]] = []
+        self.output_dtypes: list[np.dtype] = []
         self._load()
         # the common case (every non-batch dimension fixed) is checked with one tuple compare
         self._fixed_shape = tuple(self.input_shape[1:]) if None not in self.input_shape[1:] else None
@@ -182,6 +186,9 @@ class LiteRTModel(Model):
         self.input_dtype = np.dtype(inp["dtype"])
         self.input_quantization = self._qparams(inp)
         self.output_quantization = [self._qparams(o) for o in self._outs]
+        self.output_shapes = [tuple(None if d == -1 else int(d) for d in o.get("shape_signature", o["shape"]))
+                              for o in self._outs]
+        self.output_dtypes = [np.dtype(o["dtype"]) for o in self._outs]
         self._batch = int(inp["shape"][0])
 
     @staticmethod
@@ -251,9 +258,14 @@ class OnnxModel(Model):
         inp = self._sess.get_inputs()[0]
         self._in_name = inp.name
         self.input_shape = tuple(d if isinstance(d, int) else None for d in inp.shape)
-        types = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8}
+        types = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
+                 "tensor(float16)": np.float16, "tensor(double)": np.float64, "tensor(int32)": np.int32,
+                 "tensor(int64)": np.int64}
         self.input_dtype = np.dtype(types.get(inp.type, np.float32))
-        self.output_quantization = [None for _ in self._sess.get_outputs()]
+        outs = self._sess.get_outputs()
+        self.output_quantization = [None for _ in outs]
+        self.output_shapes = [tuple(d if isinstance(d, int) else None for d in o.shape) for o in outs]
+        self.output_dtypes = [np.dtype(types.get(o.type, np.float32)) for o in outs]
 
     def predict_all(self, x: np.ndarray) -> list[np.ndarray]:
         x = self._check_input(x).astype(self.input_dtype, copy=False)
@@ -275,21 +287,70 @@ def open_model(path: str | Path, *, backend: str | None = None, threads: int | N
 
 
 def load_model(bundle: Bundle, variant: str | None = None, *, threads: int | None = None) -> Model:
-    """Open a bundle's variant and check its quantization against ``bundle.json``."""
+    """Open a bundle's variant and check its tensors against ``bundle.json`` (``check_tensors``).
+
+    A model file that cannot be opened, or whose tensors disagree with the declared spec, is
+    a ``BundleError`` naming the variant, here, once: not an error on every frame.
+    """
     v = bundle.variant(variant)
-    model = open_model(bundle.file(v.file), backend=v.backend, threads=threads)
-    declared = v.input_quantization
-    actual = model.input_quantization
-    if (declared is None) != (actual is None) or (
-        declared
-        and actual
-        and (
-            not np.isclose(declared["scale"], actual["scale"], rtol=1e-6)
-            or declared["zero_point"] != actual["zero_point"]
-        )
-    ):
-        raise BundleError(
-            f"{bundle.file(v.file)}: input quantization {actual} does not match bundle.json "
-            f"{declared}"
-        )
+    try:
+        model = open_model(bundle.file(v.file), backend=v.backend, threads=threads)
+    except (ValueError, FileNotFoundError) as e:
+        raise BundleError(f"{bundle.path}: variant '{v.name}': {str(e).splitlines()[0]}") from None
+    try:
+        check_tensors(model, bundle, v.name)
+    except BaseException:
+        model.close()
+        raise
     return model
+
+
+def _same_quant(declared: dict[str, Any] | None, actual: dict[str, Any] | None) -> bool:
+    if declared is None or actual is None:
+        return declared is None and actual is None
+    return bool(np.isclose(declared["scale"], actual["scale"], rtol=1e-6)) and (
+        declared["zero_point"] == actual["zero_point"])
+
+
+def _shapes_agree(model: tuple[int | None, ...], declared: tuple[int | None, ...]) -> bool:
+    """Same rank, and every non-batch dimension fixed on both sides is equal."""
+    return len(model) == len(declared) and all(
+        m is None or d is None or m == d for m, d in zip(model[1:], declared[1:], strict=True))
+
+
+def check_tensors(model: Model, bundle: Bundle, variant: str) -> None:
+    """Refuse a model whose tensors disagree with bundle.json: input and output shape, input
+    dtype against quantization, output count, and both quantizations the variant declares.
+
+    A different model re-checksummed into a bundle (or a spec edited by hand) would otherwise
+    load and then fail, or answer nonsense, on every frame while the service looks healthy.
+    """
+    v = bundle.variants[variant]
+    spec = bundle.spec
+    where = f"{bundle.path}: variant '{variant}' ({v.file})"
+    if not _shapes_agree(tuple(model.input_shape), spec.input.shape):
+        raise BundleError(f"{where}: model input shape {_dims(model.input_shape)} disagrees with "
+                          f"input.shape {_dims(spec.input.shape)}")
+    if not _same_quant(v.input_quantization, model.input_quantization):
+        raise BundleError(f"{where}: input quantization {model.input_quantization} does not match "
+                          f"bundle.json {v.input_quantization}")
+    if model.input_quantization is None and model.input_dtype != np.dtype(spec.input.dtype):
+        raise BundleError(f"{where}: model input dtype {model.input_dtype} disagrees with input.dtype "
+                          f"{spec.input.dtype} (and the model declares no quantization)")
+    n_out = len(model.output_shapes)
+    if n_out != 1:
+        raise BundleError(f"{where}: model has {n_out} outputs, bundle.json describes one (output)")
+    if not _shapes_agree(model.output_shapes[0], spec.output.shape):
+        raise BundleError(f"{where}: model output shape {_dims(model.output_shapes[0])} disagrees with "
+                          f"output.shape {_dims(spec.output.shape)}")
+    out_q = model.output_quantization[0] if model.output_quantization else None
+    if not _same_quant(v.output_quantization, out_q):
+        raise BundleError(f"{where}: output quantization {out_q} does not match bundle.json "
+                          f"{v.output_quantization}")
+    if out_q is None and model.output_dtypes[0].kind != "f":
+        raise BundleError(f"{where}: model output dtype {model.output_dtypes[0]} is not a float and has no "
+                          f"quantization; output.dtype is {spec.output.dtype}")
+
+
+def _dims(shape: tuple[int | None, ...] | list[int | None]) -> str:
+    return "[" + ", ".join("null" if d is None else str(d) for d in shape) + "]"

@@ -4,6 +4,9 @@ The bundle is the contract between workstation and device: everything the runtim
 feed a model and read its answer (input shape, layout, colour order, normalization,
 quantization, labels, thresholds, app settings) travels with the files, and every file is
 pinned by size and sha256 so a truncated copy or a tampered model is refused before it runs.
+Every path the bundle names is resolved and must stay inside it (symlinks included). A
+``.zip`` is unpacked into a private folder that is removed when the process exits
+(``edge.bundlezip``), within a size limit checked before anything is written.
 
 >>> b = load_bundle("demo.bundle")                   # doctest: +SKIP
 >>> b.variant("tflite_int8").file, b.spec.thresholds.for_variant("tflite_int8")  # doctest: +SKIP
@@ -14,15 +17,24 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .bundlezip import PREFIX, extract_zip, remove_extracted, unpack_limit_bytes
 from .jsonenc import dumps
-from .spec import BACKENDS, PRECISIONS, SCHEMA_VERSION, BundleError, BundleSpec, Variant
+from .spec import (
+    BACKENDS,
+    MAX_JSON_BYTES,
+    PRECISIONS,
+    SCHEMA_VERSION,
+    BundleError,
+    BundleSpec,
+    Variant,
+    parse_json,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -38,6 +50,9 @@ __all__ = [
 ]
 
 BUNDLE_JSON = "bundle.json"
+# Top-level files that sit beside bundle.json without a checksum entry: the detached
+# signature covers bundle.json (and through it every checksum), so it cannot list itself.
+UNLISTED = ("bundle.sig", "signature.json")
 # The order in which a device picks a variant when none is named: smallest, fastest first.
 PREFERRED_VARIANTS = (
     "tflite_int8",
@@ -70,6 +85,18 @@ class Bundle:
     path: Path
     meta: dict[str, Any]
     spec: BundleSpec
+    source: Path | None = None  # the .zip it was unpacked from (``path`` is then a private folder)
+
+    def close(self) -> None:
+        """Remove the folder a zipped bundle was unpacked into (also done at process exit)."""
+        if self.source is not None:
+            remove_extracted(self.path)
+
+    def __enter__(self) -> Bundle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def variants(self) -> dict[str, Variant]:
@@ -117,7 +144,11 @@ class Bundle:
         return dict(self.meta.get("metrics", {}))
 
     def file(self, rel: str) -> Path:
-        return self.path / rel
+        """The path of a file of the bundle; one that resolves outside it is refused."""
+        p = self.path / rel
+        if not p.resolve().is_relative_to(self.path.resolve()):
+            raise BundleError(f"{self.path}: '{rel}' points outside the bundle")
+        return p
 
     def variant(self, name: str | None = None) -> Variant:
         """The named variant, or the preferred one present (int8 first)."""
@@ -133,82 +164,116 @@ class Bundle:
         return self.variants[name]
 
 
-def _extract_zip(path: Path) -> Path:
-    """Unpack a zipped bundle into a private temporary directory, refusing path escapes."""
-    dest = Path(tempfile.mkdtemp(prefix="edgewise-bundle-"))
+def _read(root: Path, where: str | None = None) -> tuple[dict[str, Any], BundleSpec]:
+    """The parsed ``bundle.json`` of ``root`` and its validated spec. The file is size-capped
+    and must itself lie inside ``root``; every failure is one ``BundleError`` line."""
+    meta_path = root / BUNDLE_JSON
+    where = where or str(meta_path)
+    if not meta_path.is_file():
+        raise BundleError(f"{where}: missing; is '{root}' a bundle?")
+    if not meta_path.resolve().is_relative_to(root.resolve()):
+        raise BundleError(f"{where}: points outside the bundle")
     try:
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                target = (dest / info.filename).resolve()
-                if not str(target).startswith(str(dest.resolve())):
-                    raise BundleError(f"{path}: zip member '{info.filename}' escapes the bundle")
-            zf.extractall(dest)
-    except zipfile.BadZipFile as e:
-        shutil.rmtree(dest, ignore_errors=True)
-        raise BundleError(f"{path}: not a valid zip file ({e})") from None
-    # Accept both a zip of the directory's contents and a zip of the directory itself.
-    if not (dest / BUNDLE_JSON).exists():
-        subdirs = [p for p in dest.iterdir() if p.is_dir()]
-        if len(subdirs) == 1 and (subdirs[0] / BUNDLE_JSON).exists():
-            return subdirs[0]
-    return dest
+        size = meta_path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise BundleError(f"{where}: {size} bytes is more than the {MAX_JSON_BYTES >> 20} MB a "
+                              f"bundle.json may have")
+        data = meta_path.read_bytes()
+    except OSError as e:
+        raise BundleError(f"{where}: cannot read ({e.strerror or e})") from None
+    meta = parse_json(data, where)
+    return meta, BundleSpec.from_json(meta, where)
 
 
 def _read_meta(root: Path) -> dict[str, Any]:
     """The parsed ``bundle.json`` of ``root``, validated (``BundleSpec.from_json``)."""
-    meta_path = root / BUNDLE_JSON
-    if not meta_path.exists():
-        raise BundleError(f"{meta_path}: missing; is '{root}' a bundle?")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{meta_path}: malformed JSON ({e})") from None
-    BundleSpec.from_json(meta, str(meta_path))
-    return meta
+    return _read(root)[0]
 
 
-def verify_files(root: Path, meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """Check size and sha256 of every listed file; raise on the first problem."""
+def _sha256_upto(path: Path, size: int) -> tuple[int, str]:
+    """(bytes read, sha256) of at most ``size + 1`` bytes: a file that grows while it is read
+    is caught as too large, and never read to its end."""
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        while n <= size and (chunk := f.read(min(1 << 20, size + 1 - n))):
+            h.update(chunk)
+            n += len(chunk)
+    return n, h.hexdigest()
+
+
+def verify_files(root: Path, meta: dict[str, Any], *, shown: str | None = None) -> list[dict[str, Any]]:
+    """Check containment, size and sha256 of every listed file; raise on the first problem.
+
+    ``shown``: how messages name the bundle (a zip's path instead of its private folder)."""
+    base = root.resolve()
+    shown = shown if shown is not None else f"{root}/"
     results = []
     for rel, info in meta["files"].items():
-        p = (root / rel).resolve()
-        if not str(p).startswith(str(root.resolve())):
-            raise BundleError(f"{root / BUNDLE_JSON}: file entry '{rel}' points outside the bundle")
+        p = root / rel
+        if not p.resolve().is_relative_to(base):
+            raise BundleError(f"{shown}{BUNDLE_JSON}: files['{rel}'] points outside the bundle")
         if not p.is_file():
-            raise BundleError(f"{root / rel}: listed in bundle.json but missing")
+            raise BundleError(f"{shown}{rel}: listed in bundle.json but missing")
+        declared = info.get("size")
         size = p.stat().st_size
-        if size != info.get("size"):
+        if size == declared:
+            size, digest = _sha256_upto(p, declared)
+        if size != declared:
             raise BundleError(
-                f"{root / rel}: size {size} bytes, bundle.json says {info.get('size')} "
-                f"(truncated or replaced)"
+                f"{shown}{rel}: size {size} bytes, bundle.json says {declared} "
+                f"({'truncated' if size < declared else 'larger than declared'} or replaced)"
             )
-        digest = sha256_file(p)
         if digest != info.get("sha256"):
-            raise BundleError(f"{root / rel}: sha256 mismatch (file was modified or tampered)")
+            raise BundleError(f"{shown}{rel}: sha256 mismatch (file was modified or tampered)")
         results.append({"file": rel, "size": size, "sha256": digest, "ok": True})
     return results
 
 
-def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
-    """Load a bundle directory or ``.zip``; with ``verify`` every checksum is checked."""
+def load_bundle(path: str | Path, verify: bool = True,
+                trusted_keys: list[str | Path] | tuple[str | Path, ...] | None = None, *,
+                max_unpacked_mb: float | None = None) -> Bundle:
+    """Load a bundle directory or ``.zip``; with ``verify`` every checksum is checked.
+
+    Every path in bundle.json must resolve inside the bundle, checked or not. A ``.zip`` is
+    unpacked into a private folder removed at exit (``Bundle.close()`` removes it sooner);
+    ``max_unpacked_mb`` caps its unpacked size (None: ``$EDGEWISE_MAX_UNPACKED_MB``, else
+    2048 MiB), checked from the zip's directory before anything is written.
+
+    A signature (``bundle.sig``) is always checked, ``verify`` or not. ``trusted_keys``: public
+    keys the bundle must be signed by (None: the process's ``--trusted-key`` /
+    ``EDGEWISE_TRUSTED_KEYS``; empty: none required).
+    """
     path = Path(path)
     if not path.exists():
         raise BundleError(f"{path}: no such bundle")
-    root = _extract_zip(path) if path.is_file() else path
-    meta = _read_meta(root)
-    spec = _spec(meta, str(root / BUNDLE_JSON))
+    if path.is_dir():
+        return _load_dir(path, verify, trusted_keys)
+    root = extract_zip(path, unpack_limit_bytes(max_unpacked_mb))
+    try:
+        shown = f"{path}:" if root.name.startswith(PREFIX) else f"{path}:{root.name}/"
+        bundle = _load_dir(root, verify, trusted_keys, shown=shown)
+    except BaseException:
+        remove_extracted(root)
+        raise
+    bundle.source = path
+    return bundle
+
+
+def _load_dir(root: Path, verify: bool, trusted_keys: Any, *, shown: str | None = None) -> Bundle:
+    """Load an unpacked bundle folder (``shown``: how messages name it)."""
+    meta, spec = _read(root, None if shown is None else f"{shown}{BUNDLE_JSON}")
     if verify:
-        verify_files(root, meta)
+        verify_files(root, meta, shown=shown)
+    from .signing import check_signature  # lazy: cryptography only when a signature or key is there
+
+    check_signature(root, meta, trusted_keys, shown=shown)
     return Bundle(path=root, meta=meta, spec=spec)
 
 
 def _spec(meta: dict[str, Any], where: str) -> BundleSpec:
-    """The typed spec, with every variant's file covered by a checksum entry."""
-    spec = BundleSpec.from_json(meta, where)
-    for name, v in spec.variants.items():
-        if v.file not in spec.files:
-            raise BundleError(f"{where}: variant '{name}' file '{v.file}' has no checksum entry")
-    return spec
+    """The typed spec (every file it names is covered by a checksum entry: ``BundleSpec``)."""
+    return BundleSpec.from_json(meta, where)
 
 
 class BundleWriter:
@@ -265,8 +330,8 @@ class BundleWriter:
         """
         files = {}
         for p in sorted(self.root.rglob("*")):
-            if p.is_file() and p.name != BUNDLE_JSON:
-                rel = p.relative_to(self.root).as_posix()
+            rel = p.relative_to(self.root).as_posix()
+            if p.is_file() and p.name != BUNDLE_JSON and rel not in UNLISTED:
                 files[rel] = {"sha256": sha256_file(p), "size": p.stat().st_size}
         self.meta["files"] = files
         text = dumps(self.meta, indent=2)

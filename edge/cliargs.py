@@ -36,6 +36,7 @@ EXTRAS: dict[str, str] = {
     "paho": "pip install 'edgewise[mqtt]'",
     "ai_edge_litert": "pip install ai-edge-litert",
     "cv2": "pip install opencv-contrib-python-headless",
+    "cryptography": "pip install cryptography (Raspberry Pi OS: sudo apt install python3-cryptography)",
     "picamera2": "sudo apt install python3-picamera2 (and a venv with --system-site-packages)",
 }
 
@@ -130,6 +131,13 @@ class Parser(argparse.ArgumentParser):
 def add_quiet(p: argparse.ArgumentParser) -> None:
     """``-q/--quiet``: results only, no progress lines."""
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output, results only")
+
+
+def add_unpack_limit(p: argparse.ArgumentParser) -> None:
+    """``--max-unpacked-mb``: how large a ``.zip`` bundle may unpack to, checked before writing."""
+    p.add_argument("--max-unpacked-mb", type=float, metavar="MIB",
+                   help="refuse a .zip bundle whose files add up to more than this "
+                        "(default: $EDGEWISE_MAX_UNPACKED_MB, else 2048)")
 
 
 def add_json(p: argparse.ArgumentParser, what: str = "the results") -> None:

@@ -1,4 +1,4 @@
-"""``edgewise info BUNDLE``: a bundle's metadata, and every file checked against its checksum.
+"""``edgewise info BUNDLE``: a bundle's metadata, every file checked against its checksum, its signature.
 
 On the device this is the first thing to run after a copy: it reads only ``bundle.json`` and
 hashes the files, so it needs neither a runtime nor a camera.
@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .cliargs import Parser, add_json, add_quiet, emit_json
+from .cliargs import Parser, add_json, add_quiet, add_unpack_limit, emit_json
+from .signing import add_trusted_key, check_signature
 
 __all__ = ["info_main"]
 
@@ -27,18 +28,22 @@ def info_main(argv: list[str]) -> int:
     p = Parser(prog="edgewise info", description="Print a bundle's metadata and verify every checksum.",
                epilog="example:\n  edgewise info digits.bundle --json info.json")
     p.add_argument("bundle", help="bundle directory or .zip")
+    add_trusted_key(p)
+    add_unpack_limit(p)
     add_json(p, "the metadata and checksum results")
     add_quiet(p)
     a = p.parse_args(argv)
 
     from .bundle import load_bundle, verify_files
 
-    b = load_bundle(a.bundle, verify=False)
+    # a bad signature, or one trusted keys refuse, stops here; so does a zip over the unpack limit
+    b = load_bundle(a.bundle, verify=False, max_unpacked_mb=a.max_unpacked_mb)
     checks = verify_files(b.path, b.meta)
-    if emit_json({"bundle": b.meta, "verified": checks}, a.json):
+    signature = check_signature(b.path, b.meta)
+    if emit_json({"bundle": b.meta, "verified": checks, "signature": signature.to_json()}, a.json):
         return 0
     m = b.meta
-    print(f"bundle   {b.path}")
+    print(f"bundle   {b.source or b.path}")
     print(f"name     {m['name']}  task={m['task']}  app={m['app']}")
     print(f"created  {m['created']}  edgewise {m['edgewise_version']}  schema {m['schema_version']}")
     print(f"input    {json.dumps(m['input'])}")
@@ -61,4 +66,5 @@ def info_main(argv: list[str]) -> int:
     if ev.get("samples"):
         print(f"evaluation samples stored in the bundle (eval/, scored by `edgewise bench`): {ev['samples']}")
     print(f"files: {len(checks)} verified (size + sha256)")
+    print(f"signature {signature.text()}")
     return 0

@@ -103,13 +103,14 @@ def live_stats(runner: Any, recent: int = 300) -> dict[str, Any]:
         return out
     now = time.monotonic()
     uptime = now - (runner.t_start or now)
-    e2e = stats.times["end_to_end"][-recent:]
+    e2e = stats.times["end_to_end"].recent(recent)
     out.update(
         uptime_s=round(uptime, 1), frames=stats.frames, events=stats.events, errors=stats.errors,
+        errors_by_kind=dict(stats.errors_by_kind),
         dropped=int(getattr(getattr(runner, "_source", None), "dropped", stats.dropped) or 0),
         fps=round(stats.frames / uptime, 2) if uptime > 0 else 0.0,
         end_to_end=percentiles(e2e),
-        inference=percentiles(stats.times["inference"][-recent:]),
+        inference=percentiles(stats.times["inference"].recent(recent)),
         last_event=None if runner.last_event is None else runner.last_event.to_dict(),
     )
     return out

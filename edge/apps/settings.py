@@ -14,6 +14,10 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..cliargs import Parser, add_quiet
+from ..pipeline import DEFAULT_GIVE_UP_AFTER
+from ..runstats import DEFAULT_STATS_WINDOW
+from ..signing import add_trusted_key
+from ..sources.imageheader import DEFAULT_MAX_PIXELS, limit_opencv
 
 __all__ = [
     "CameraSettings", "SourceSettings", "SinkSettings", "RunSettings",
@@ -68,6 +72,7 @@ class SourceSettings:
     latest: bool = False
     camera: CameraSettings = field(default_factory=CameraSettings)
     gray: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     @property
     def live(self) -> bool:
@@ -76,8 +81,14 @@ class SourceSettings:
 
     @classmethod
     def from_args(cls, a: argparse.Namespace) -> SourceSettings:
+        max_pixels = int(getattr(a, "max_image_pixels", DEFAULT_MAX_PIXELS))
+        if max_pixels < 1:
+            raise ValueError(f"--max-image-pixels {max_pixels}: must be at least 1")
+        # OpenCV reads its own cap once, when cv2 is first imported: set it here, before any
+        # application touches OpenCV (the header check guards the decoder either way).
+        limit_opencv(max_pixels)
         return cls(source=a.source, loop=a.loop, realtime=a.realtime, latest=a.latest,
-                   camera=CameraSettings.from_args(a))
+                   camera=CameraSettings.from_args(a), max_pixels=max_pixels)
 
 
 @dataclass(frozen=True)
@@ -116,8 +127,9 @@ class RunSettings:
     threads: int | None = None
     max_frames: int | None = None
     stats: str | None = None
-    stats_window: int = 100_000
+    stats_window: int = DEFAULT_STATS_WINDOW
     log_every: float = 0.0
+    give_up_after: int = DEFAULT_GIVE_UP_AFTER
 
     @classmethod
     def from_args(cls, a: argparse.Namespace, source: SourceSettings | None = None) -> RunSettings:
@@ -127,11 +139,14 @@ class RunSettings:
             raise ValueError(f"--stats-window {a.stats_window}: must be at least 1")
         if a.threads is not None and a.threads < 1:
             raise ValueError(f"--threads {a.threads}: must be at least 1")
+        if a.give_up_after < 0:
+            raise ValueError(f"--give-up-after {a.give_up_after}: must be 0 (never) or more")
         return cls(
             source=source if source is not None else SourceSettings.from_args(a),
             sinks=SinkSettings.from_args(a),
             bundle=a.bundle, variant=a.variant, threads=a.threads, max_frames=a.max_frames,
             stats=a.stats or None, stats_window=a.stats_window, log_every=float(a.log_every or 0),
+            give_up_after=a.give_up_after,
         )
 
     def with_gray(self, gray: bool = True) -> RunSettings:
@@ -152,6 +167,9 @@ def run_parser(app: str, description: str, example: str) -> argparse.ArgumentPar
     p.add_argument("--realtime", action="store_true",
                    help="pace a video file at its frame rate, like a camera")
     p.add_argument("--loop", action="store_true", help="restart a video file or folder at its end")
+    p.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help="refuse images and video frames larger than this (read from the header, "
+                   "before decoding: decompression bombs are skipped and counted)")
     add_run_args(p)
     add_picamera_args(p)
     return p
@@ -172,10 +190,14 @@ def add_run_args(p: argparse.ArgumentParser, *, unit: str = "frame", threads: in
     p.add_argument("--latest", action="store_true",
                    help=f"capture in a thread and keep only the newest {unit} (cameras and streams: always)")
     p.add_argument("--stats", help="write run statistics (per-stage latency, FPS) as JSON here")
-    p.add_argument("--stats-window", type=int, default=100_000,
+    p.add_argument("--stats-window", type=int, default=DEFAULT_STATS_WINDOW,
                    help=f"latency percentiles over the last N {unit}s (bounded memory as a service)")
+    p.add_argument("--give-up-after", type=int, default=DEFAULT_GIVE_UP_AFTER, metavar="N",
+                   help=f"exit 1 when the first N {unit}s all fail the same way, e.g. a model that "
+                   "does not fit the input (0: never give up)")
     p.add_argument("--log-every", type=float, default=0, metavar="SECONDS",
                    help="log a one-line JSON stats summary this often (for the service journal)")
+    add_trusted_key(p)
     add_sink_args(p)
 
 

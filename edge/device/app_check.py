@@ -40,7 +40,7 @@ def export_eval_images(bundle: Any, folder: Path, limit: int) -> int:
     shape = spec.input.shape
     if len(shape) != 4 or shape[-1] not in (1, 3) or spec.evaluation is None:
         return 0
-    x = spec.input.normalization.invert(np.load(bundle.file(spec.evaluation.x))[:limit])
+    x = spec.input.normalization.invert(np.load(bundle.file(spec.evaluation.x), allow_pickle=False)[:limit])
     folder.mkdir(parents=True, exist_ok=True)
     for i, img in enumerate(x):
         img = np.clip(np.rint(img), 0, 255).astype(np.uint8)

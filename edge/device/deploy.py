@@ -12,12 +12,20 @@ A deploy can never leave a device half-updated. On each host, in order:
    inference; on failure the old wheel is reinstalled and ``current`` is untouched,
 5. switch ``current`` atomically, keeping the old target as ``previous`` (``release.py``),
 6. write and enable a systemd unit (``Restart=on-failure``) and restart it,
+   (with ``--trusted-key``: the public keys go into the release and the unit sets
+   ``EDGEWISE_TRUSTED_KEYS`` to ``current/trusted-keys``, so the device refuses unsigned or
+   foreign bundles; the smoke test already checks the signature against them),
 7. health check: the unit must stay ``active`` for ``--health-wait`` seconds; if it does not,
    the host is rolled back to ``previous`` automatically and reported as failed.
 
 ``edgewise deploy --rollback`` swaps ``current`` and ``previous`` (and their wheels) and
 restarts the unit. Several ``--host`` flags or an ``--inventory`` file deploy in parallel and
 end with a per-host result table.
+
+What deploy trusts: the user's ssh options come first (ssh keeps the first value, so
+``-o StrictHostKeyChecking=yes`` holds), hosts are validated and passed after ``--``, every
+value that reaches the device's shell is ``shlex.quote``d, and every value in the unit file
+is quoted by systemd's rules (``systemd.exec_line``).
 
 >>> deploy_main(["vib.bundle", "--host", "pi@raspberrypi.local", "--app", "vibration",
 ...              "--run-args", "--source adxl345 --mqtt broker.local"])   # doctest: +SKIP
@@ -37,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .release import Release, ReleaseDir, prepare_release
-from .remote import DeployError, Host, Remote, parse_host, read_inventory
+from .remote import DeployError, Host, Remote, parse_host, read_inventory, ssh_argv
 from .systemd import Service
 from .wheel import WheelError, build_wheel
 
@@ -72,11 +80,37 @@ class DeployConfig:
     keep: int = 3
     auto_rollback: bool = True
     ssh_options: list[str] = field(default_factory=list)
+    trusted_keys: list[str] = field(default_factory=list)
+    drop_trusted_keys: bool = False
+
+    def check(self) -> None:
+        """Every value that will reach the device, checked before anything connects (one line)."""
+        from .venv import shell_words, venv_recipe
+
+        venv_recipe("v", "w", [], pip_args=self.pip_args, extras=self.extras)  # --extras, --pip-args
+        ssh_argv(Host("device"), self.ssh_options, Path("/"))  # -o values
+        shell_words(self.systemctl or "", "--systemctl")
+        if self.run_args is not None:
+            self.run_argv()
+        if self.trusted_keys and self.drop_trusted_keys:
+            raise ValueError("--trusted-key and --no-trusted-keys contradict each other")
 
     def systemctl_cmd(self) -> str:
+        """The systemctl command as shell words: a ``--systemctl`` value is split and each word
+        quoted, so it names a program and its arguments and nothing else."""
+        from .venv import shell_words
+
         if self.systemctl:
-            return self.systemctl
+            return shell_words(self.systemctl, "--systemctl")
         return "sudo -n systemctl" if self.systemd == "system" else "systemctl --user"
+
+    def run_argv(self) -> list[str]:
+        """``full_run_args`` as the argument list the unit's ExecStart passes (split like a shell)."""
+        args = self.full_run_args()
+        try:
+            return shlex.split(args)
+        except ValueError as e:  # unbalanced quotes
+            raise ValueError(f"--run-args {args!r}: {e}") from None
 
     def full_run_args(self) -> str:
         if self.run_args is not None:
@@ -101,9 +135,10 @@ class HostResult:
     detail: str = ""
 
 
-def _restore(d: ReleaseDir, svc: Service, cfg: DeployConfig, old_current: str, old_previous: str) -> None:
-    """Put ``current``/``previous`` and the running wheel back as they were before the switch
-    (the failed release does not become ``previous``)."""
+def _restore(d: ReleaseDir, svc: Service, cfg: DeployConfig, old_current: str, old_previous: str,
+             old_unit: str) -> None:
+    """Put ``current``/``previous``, the running wheel and the unit back as they were before the
+    switch (the failed release does not become ``previous``)."""
     d.set_link("current", old_current)
     if old_previous:
         d.set_link("previous", old_previous)
@@ -111,7 +146,28 @@ def _restore(d: ReleaseDir, svc: Service, cfg: DeployConfig, old_current: str, o
         d.clear_link("previous")
     d.install(old_current)
     if cfg.systemd != "off":
+        if old_unit.strip():
+            svc.install(old_unit)
         svc.restart()
+
+
+def _trust(d: ReleaseDir, svc: Service, rel: Release, cfg: DeployConfig, old_current: str
+           ) -> tuple[str | None, bool]:
+    """The unit's trusted-keys folder for this release (None: no keys) and whether the unit must
+    be rewritten for it. A device that requires signed bundles keeps requiring them: a release
+    without keys is refused unless ``--no-trusted-keys`` drops the requirement on purpose."""
+    from ..signing import ENV_TRUSTED_KEYS
+    from .systemd import environment_line
+
+    keys_dir = d.keys_dir() if rel.keys else None
+    if not rel.keys and d.has_keys(old_current):
+        if not cfg.drop_trusted_keys:
+            raise DeployError("trusted keys: the device requires signed bundles (its current release has "
+                              "trusted-keys/); give --trusted-key again, or --no-trusted-keys to drop that")
+        return None, cfg.systemd != "off"  # rewrite the unit without the keys
+    if keys_dir is None or cfg.systemd == "off":
+        return keys_dir, False
+    return keys_dir, environment_line(ENV_TRUSTED_KEYS, keys_dir) not in svc.read()
 
 
 def deploy_host(host: Host, rel: Release, cfg: DeployConfig, control_dir: Path) -> HostResult:
@@ -123,18 +179,20 @@ def deploy_host(host: Host, rel: Release, cfg: DeployConfig, control_dir: Path) 
     try:
         d.probe()
         svc = Service(r, cfg, d.base, d.user)
-        # Without --run-args an existing unit keeps its ExecStart; a new one needs the app's default.
-        rewrite = cfg.systemd != "off" and (cfg.run_args is not None or not svc.exists())
-        if rewrite:
-            cfg.full_run_args()  # fails before anything is uploaded
         old_current, old_previous = d.link("current"), d.link("previous")
+        keys_dir, trust_rewrite = _trust(d, svc, rel, cfg, old_current)
+        # Without --run-args an existing unit keeps its ExecStart; a new one needs the app's default.
+        rewrite = cfg.systemd != "off" and (cfg.run_args is not None or trust_rewrite or not svc.exists())
+        if rewrite:
+            cfg.run_argv()  # fails before anything is uploaded
+        old_unit = svc.read() if rewrite else ""
         res.previous = old_current.rsplit("/", 1)[-1] or "-"
         d.upload(rel)
         new = f"releases/{rel.id}"
         step_done = "uploaded"
         try:
             d.install(new)
-            smoke = d.smoke(new)
+            smoke = d.smoke(new, keys=bool(rel.keys))
         except DeployError:
             if old_current:  # put the running release's runtime back before giving up
                 try:
@@ -145,10 +203,10 @@ def deploy_host(host: Host, rel: Release, cfg: DeployConfig, control_dir: Path) 
         d.switch(new)
         step_done = "switched"
         try:
-            health = svc.activate(rewrite)
+            health = svc.activate(rewrite, keys_dir)
         except DeployError as e:
             if cfg.auto_rollback and old_current:
-                _restore(d, svc, cfg, old_current, old_previous)
+                _restore(d, svc, cfg, old_current, old_previous, old_unit)
                 raise DeployError(f"{e}; rolled back to {old_current.rsplit('/', 1)[-1]}") from None
             raise
         d.prune(cfg.keep, {new, old_current})
@@ -177,7 +235,9 @@ def rollback_host(host: Host, cfg: DeployConfig, control_dir: Path) -> HostResul
         if cur:
             d.set_link("previous", cur)
         svc = Service(r, cfg, d.base, d.user)
-        health = svc.activate(rewrite=cfg.run_args is not None)  # else: the unit as deployed
+        # else: the unit as deployed (its trusted keys are current/trusted-keys: the old release's)
+        rewrite = cfg.run_args is not None
+        health = svc.activate(rewrite, d.keys_dir() if rewrite and d.has_keys(prev) else None)
         res.ok, res.release, res.previous = True, prev.rsplit("/", 1)[-1], cur.rsplit("/", 1)[-1] or "-"
         res.detail = health
     except (DeployError, ValueError, OSError) as e:
@@ -207,7 +267,11 @@ examples:
   # offline Pi whose venv already has the dependencies: install only edgewise itself
   edgewise deploy digits.bundle --host pi@10.0.0.7:2222 --app classify --no-deps
 
+  # the device refuses bundles not signed by this key (edgewise keygen / edgewise sign)
+  edgewise deploy signed.bundle --host pi@raspberrypi.local --app inspect --trusted-key release.pub
+
 inventory file: one 'user@host[:port] [identity=KEY]' per line, '#' comments.
+ssh options given with -o come before deploy's defaults (ssh keeps the first value of an option).
 """
 
 
@@ -225,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app", required=True, choices=APPS, help="application the service runs")
     p.add_argument("--identity", "-i", help="SSH private key")
     p.add_argument("--port", "-p", type=int, help="SSH port (when a host does not name one)")
-    p.add_argument("--ssh-option", "-o", action="append", default=[], help="extra ssh -o option")
+    p.add_argument("--ssh-option", "-o", action="append", default=[],
+                   help="ssh -o option, placed before deploy's defaults so it wins "
+                   "(e.g. StrictHostKeyChecking=yes)")
     p.add_argument("--rollback", action="store_true", help="switch back to the previous release")
     p.add_argument("--remote-dir", default="~/edgewise", help="where releases live on the device")
     p.add_argument("--run-args", help="arguments of 'edgewise run APP' in the service "
@@ -250,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds the service must stay active after (re)start (default 10)")
     p.add_argument("--no-auto-rollback", dest="auto_rollback", action="store_false",
                    help="leave a release that fails its health check in place")
+    p.add_argument("--trusted-key", action="append", default=[], metavar="PUB",
+                   help="ed25519 public key the device requires bundles to be signed by (repeatable): "
+                   "shipped in the release, EDGEWISE_TRUSTED_KEYS set in the unit")
+    p.add_argument("--no-trusted-keys", dest="drop_trusted_keys", action="store_true",
+                   help="deploy without keys to a device that requires signed bundles, dropping that")
     p.add_argument("--keep", type=int, default=3, help="releases to keep per device (default 3)")
     p.add_argument("--jobs", type=int, default=8, help="hosts deployed in parallel (default 8)")
     add_json(p, "the per-host results")
@@ -281,8 +352,12 @@ def deploy_main(argv: list[str]) -> int:
         app=a.app, remote_dir=a.remote_dir, python=a.python, pip_args=a.pip_args, no_deps=a.no_deps,
         extras=a.extras, systemd=a.systemd, systemctl=a.systemctl, unit_dir=a.unit_dir,
         run_args=a.run_args, variant=a.variant, health_wait=a.health_wait, keep=a.keep,
-        auto_rollback=a.auto_rollback, ssh_options=a.ssh_option,
+        auto_rollback=a.auto_rollback, ssh_options=a.ssh_option, trusted_keys=a.trusted_key,
+        drop_trusted_keys=a.drop_trusted_keys,
     )
+    cfg.check()
+    if a.rollback and a.trusted_key:
+        raise ValueError("--trusted-key needs a bundle to deploy; a rollback keeps the keys of its release")
     with tempfile.TemporaryDirectory(prefix="edgewise-deploy-") as tmp:
         ctl = Path(tempfile.mkdtemp(prefix="ew-ssh-", dir="/tmp"))  # short: socket paths max ~100 chars
         try:
@@ -296,7 +371,7 @@ def deploy_main(argv: list[str]) -> int:
                     raise ValueError(str(e)) from None
                 if not wheel.is_file():
                     raise ValueError(f"--wheel {wheel}: no such file")
-                rel = prepare_release(a.bundle, wheel, a.app)
+                rel = prepare_release(a.bundle, wheel, a.app, cfg.trusted_keys)
                 print(f"release {rel.id}: bundle {rel.info['bundle']}, {wheel.name} -> {len(hosts)} host(s)",
                       file=sys.stderr)
 

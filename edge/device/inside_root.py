@@ -41,7 +41,7 @@ def run_variants(bundle_path: str | Path, names: list[str] | None, threads: int,
     ev = bundle.spec.evaluation
     if ev is None or not ev.x:
         raise VerifyError(f"{bundle.path}: bundle.json has no evaluation samples to verify on")
-    x = np.load(bundle.file(ev.x))[:limit]
+    x = np.load(bundle.file(ev.x), allow_pickle=False)[:limit]
     results: dict[str, Any] = {}
     for name in names or list(bundle.variants):
         v = bundle.variant(name)

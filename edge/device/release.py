@@ -2,8 +2,13 @@
 
 Remote layout (``--remote-dir``, default ``~/edgewise``)::
 
-    releases/20261123T061500Z-3f2a9c1d/{bundle/, wheel/edgewise-*.whl, MANIFEST.sha256, release.json}
+    releases/20261123T061500Z-3f2a9c1d/{bundle/, wheel/edgewise-*.whl, MANIFEST.sha256, release.json,
+                                        trusted-keys/NAME.pub (with --trusted-key)}
     current -> releases/...     previous -> releases/...     venv/     edgewise.env (optional)
+
+The trusted public keys travel inside the release (checksummed with it), and the unit points
+``EDGEWISE_TRUSTED_KEYS`` at ``current/trusted-keys``: a rollback brings back the keys that
+release was deployed with, and a release without keys under that unit fails closed.
 
 A release is uploaded into ``releases/.incoming-ID`` and renamed to ``releases/ID`` only after
 every file's sha256 matched *there*; ``current`` moves with one rename (``ln -s`` to a
@@ -16,11 +21,12 @@ import hashlib
 import io
 import json
 import logging
+import re
 import shlex
 import socket
 import tarfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,11 +38,14 @@ from .venv import NUMPY_PROBE, numpy_constraint, venv_recipe
 if TYPE_CHECKING:
     from .deploy import DeployConfig
 
-__all__ = ["Release", "prepare_release", "ReleaseDir", "SMOKE_MODULE"]
+__all__ = ["Release", "prepare_release", "ReleaseDir", "SMOKE_MODULE", "TRUSTED_KEYS_DIR", "key_names"]
 
 log = logging.getLogger("edgewise.deploy")
 # What the new venv runs to prove the release loads and infers (edge/device/smoke.py).
 SMOKE_MODULE = "edgewise.edge.device.smoke"
+# Inside a release: the public keys the device's loaders must find a bundle's signature from.
+TRUSTED_KEYS_DIR = "trusted-keys"
+_KEY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
 
 @dataclass
@@ -48,12 +57,15 @@ class Release:
     wheel: Path
     manifest: str
     info: dict[str, Any]
+    keys: dict[str, Path] = field(default_factory=dict)  # name on the device -> local .pub file
 
     def tar_bytes(self) -> bytes:
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             tar.add(self.bundle_dir, arcname="bundle")
             tar.add(self.wheel, arcname=f"wheel/{self.wheel.name}")
+            for name, path in self.keys.items():
+                tar.add(path, arcname=f"{TRUSTED_KEYS_DIR}/{name}")
             for name, text in (("MANIFEST.sha256", self.manifest),
                                ("release.json", dumps(self.info, indent=2) + "\n")):
                 data = text.encode()
@@ -63,23 +75,48 @@ class Release:
         return buf.getvalue()
 
 
-def prepare_release(bundle: str | Path, wheel: Path, app: str) -> Release:
-    """Verify the bundle locally (a broken bundle never leaves the workstation) and pin files."""
+def key_names(paths: list[str | Path]) -> dict[str, Path]:
+    """The device-side file name of each trusted public key (``NAME.pub``), refusing in one line a
+    file that is not an ed25519 public key (a private key never leaves the workstation) and two
+    keys that would land on the same name."""
+    from ..signing import load_public_key
+
+    out: dict[str, Path] = {}
+    for p in map(Path, paths):
+        load_public_key(p)  # KeyFileError (one line) for a missing, private or non-ed25519 key
+        name = p.name if p.name.endswith(".pub") else p.name + ".pub"
+        if not _KEY_NAME.fullmatch(name):
+            raise ValueError(f"--trusted-key {p}: file name {name!r} may hold only letters, digits, '.', "
+                             "'_', '-'")
+        if name in out:
+            raise ValueError(f"--trusted-key {p}: another key is also named {name}")
+        out[name] = p
+    return out
+
+
+def prepare_release(bundle: str | Path, wheel: Path, app: str, trusted_keys: list[str | Path] | None = None
+                    ) -> Release:
+    """Verify the bundle locally (a broken bundle never leaves the workstation) and pin files.
+
+    With ``trusted_keys`` the bundle must also be signed by one of them here, before upload."""
     from ..bundle import load_bundle, sha256_file
 
-    b = load_bundle(bundle)  # checks every file's size + sha256, extracts a .zip
+    keys = key_names(list(trusted_keys or []))
+    # checks every file's size + sha256 (and the signature against the keys), extracts a .zip
+    b = load_bundle(bundle, trusted_keys=list(keys.values()) or None)
     lines = []
     for p in sorted(q for q in b.path.rglob("*") if q.is_file() and "__pycache__" not in q.parts):
         lines.append(f"{sha256_file(p)}  bundle/{p.relative_to(b.path).as_posix()}")
     lines.append(f"{sha256_file(wheel)}  wheel/{wheel.name}")
+    lines += [f"{sha256_file(p)}  {TRUSTED_KEYS_DIR}/{name}" for name, p in keys.items()]
     digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
     rid = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{digest[:8]}"
     info = {
         "release": rid, "app": app, "bundle": b.name, "bundle_created": b.spec.created,
         "wheel": wheel.name, "deployed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "deployed_from": socket.gethostname(),
+        "deployed_from": socket.gethostname(), "trusted_keys": sorted(keys),
     }
-    return Release(rid, b.path, wheel, "\n".join(lines) + "\n", info)
+    return Release(rid, b.path, wheel, "\n".join(lines) + "\n", info, keys)
 
 
 class ReleaseDir:
@@ -104,6 +141,20 @@ class ReleaseDir:
     def link(self, name: str) -> str:
         return self.r.run(f"read {name}", f"readlink {self.q}/{name} || true").strip()
 
+    def has_keys(self, release: str) -> bool:
+        """Whether ``release`` (``releases/ID``) was deployed with trusted keys."""
+        if not release:
+            return False
+        d = f"{self.q}/{shlex.quote(release)}/{TRUSTED_KEYS_DIR}"
+        return self.r.run("read trusted keys", f"test -d {d} && echo yes || true").strip() == "yes"
+
+    def keys_dir(self) -> str:
+        """The value of ``EDGEWISE_TRUSTED_KEYS`` in the unit (a ':'-separated list, so none in it)."""
+        if ":" in self.base:
+            raise DeployError(f"trusted keys: the release folder {self.base} holds ':', which "
+                              "EDGEWISE_TRUSTED_KEYS reads as a separator")
+        return f"{self.base}/current/{TRUSTED_KEYS_DIR}"
+
     def upload(self, rel: Release) -> None:
         inc = f"{self.q}/releases/.incoming-{rel.id}"
         self.r.run("upload", f"rm -rf {inc} && mkdir -p {inc} && tar -xf - -C {inc}", data=rel.tar_bytes())
@@ -121,14 +172,17 @@ class ReleaseDir:
         log.info("%s: %s", self.r.host.label, f"pip constraint {pin} (the device's numpy)" if pin
                  else "no system numpy on the device: no numpy constraint")
         self.r.run("install wheel", venv_recipe(
-            f"{self.q}/venv", f"{self.q}/{release}/wheel/*.whl", [pin] if pin else [], python=c.python,
+            f"{self.q}/venv", f"{self.q}/{shlex.quote(release)}/wheel/*.whl", [pin] if pin else [],
+            python=c.python,
             pip_args=c.pip_args, extras=c.extras, no_deps=c.no_deps))
 
-    def smoke(self, release: str) -> dict[str, Any]:
-        """The new venv loads the release's bundle (checksums again) and runs one inference."""
+    def smoke(self, release: str, keys: bool = False) -> dict[str, Any]:
+        """The new venv loads the release's bundle (checksums again; with ``keys`` its signature
+        against the release's trusted keys, as the service will) and runs one inference."""
         v = f" --variant {shlex.quote(self.cfg.variant)}" if self.cfg.variant else ""
-        out = self.r.run("smoke test",
-                         f"{self.q}/venv/bin/python -m {SMOKE_MODULE} {self.q}/{release}/bundle{v}")
+        rq = f"{self.q}/{shlex.quote(release)}"
+        env = f"EDGEWISE_TRUSTED_KEYS={rq}/{TRUSTED_KEYS_DIR} " if keys else ""
+        out = self.r.run("smoke test", f"{env}{self.q}/venv/bin/python -m {SMOKE_MODULE} {rq}/bundle{v}")
         try:
             return json.loads(out.strip().splitlines()[-1])
         except (ValueError, IndexError):

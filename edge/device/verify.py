@@ -64,6 +64,7 @@ def _per_precision(field: str) -> dict[str, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     from ..cliargs import Parser, add_json
+    from ..signing import add_trusted_key
 
     p = Parser(
         prog="edgewise verify",
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d = DeviceTolerance()
     p.add_argument("bundle", nargs="?", help="bundle directory or .zip")
+    add_trusted_key(p)
     p.add_argument("--prepare", action="store_true",
                    help="only build or update the cached root (no bundle): CI runs it beside training")
     p.add_argument("--target", choices=sorted(TARGETS), default="pi4",
@@ -158,7 +160,7 @@ def _emulated(bundle: Any, names: list[str], a: argparse.Namespace, env: dict[st
                                   "--threads", str(a.threads), "--variants", *names],
                    what="running the bundle inside the emulated root", timeout=3600)
             inside = json.loads((work / "out" / "results.json").read_text())
-            arm_out = {n: np.load(work / "out" / f"{n}.npy") for n in names
+            arm_out = {n: np.load(work / "out" / f"{n}.npy", allow_pickle=False) for n in names
                        if (work / "out" / f"{n}.npy").exists()}
             for n in names:  # which int8 kernels ran: dot product (SDOT) or not
                 k = inside["variants"].get(n, {}).get("kernels") or {}
@@ -237,7 +239,7 @@ def _verify(a: argparse.Namespace) -> int:
 
     log(f"[verify {stage.total}/{stage.total}] comparing with this machine", quiet=a.quiet)
     host_res = run_variants(bundle.path, names, a.threads)
-    ev = {k: (np.load(bundle.file(f)) if f else None)
+    ev = {k: (np.load(bundle.file(f), allow_pickle=False) if f else None)
           for k, f in (("x", spec_ev.x), ("y", spec_ev.y), ("reference", spec_ev.reference))}
     tol = DeviceTolerance(max_steps=a.max_steps, min_cosine=a.min_cosine, min_agreement=a.min_agreement,
                           max_metric_drop=a.max_metric_drop)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..pipeline import Frame
+from ..pipeline import Frame, FrameError
 from .windows import windowed
 
 __all__ = ["ADXL345", "ADXL345Source"]
@@ -84,6 +84,7 @@ class ADXL345Source:
         rate: int = 3200,
         axis: str = "z",
         poll_s: float = 0.002,
+        max_failures: int = 100,
     ) -> None:
         if axis not in ADXL345.AXES:
             raise ValueError(f"axis must be x, y or z, got '{axis}'")
@@ -91,7 +92,7 @@ class ADXL345Source:
         self.fs = float(rate)
         self._bus, self.bus_number, self.address, self.rate = bus, bus_number, address, rate
         self.axis = ADXL345.AXES[axis]
-        self.poll_s = poll_s
+        self.poll_s, self.max_failures = poll_s, max_failures
         self.name = f"adxl345:{bus_number}:0x{address:02x}"
         self.dropped = 0
         self._own_bus = False
@@ -125,9 +126,19 @@ class ADXL345Source:
         assert self.dev is not None, "use ADXL345Source as a context manager"
         return windowed(self._blocks(), self.window, self.hop, self.fs, self.name)
 
-    def _blocks(self) -> Iterator[np.ndarray]:
+    def _blocks(self) -> Iterator[np.ndarray | FrameError]:
+        fails = 0
         while True:
-            block = self.dev.read_fifo()
+            try:
+                block = self.dev.read_fifo()
+            except OSError as e:  # an I2C glitch (loose wire, EMI): counted, retried, gap reported
+                fails += 1
+                if fails >= self.max_failures:
+                    raise OSError(f"{self.name}: {fails} reads failed in a row: {e}") from None
+                yield FrameError("source", self.name, f"I2C read failed: {e}", type(e).__name__)
+                time.sleep(self.poll_s)
+                continue
+            fails = 0
             if block.size == 0:
                 if getattr(self._bus, "exhausted", False):  # a replayed register stream ended
                     return

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..pipeline import Frame
+from ..pipeline import Frame, FrameError
 
 __all__ = ["PiCameraSource", "CameraError", "FORMATS"]
 
@@ -119,7 +119,7 @@ class PiCameraSource:
         a = np.ascontiguousarray(a[:h, :w])
         return cv2.cvtColor(a, cv2.COLOR_BGR2GRAY) if gray else a
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator[Frame | FrameError]:
         if self._cam is None:
             raise RuntimeError("use PiCameraSource as a context manager")
         names = ["main", "lores"] if self.stream == "lores" and self.keep_main else [self.stream]
@@ -132,11 +132,12 @@ class PiCameraSource:
             except Exception as e:  # a transient libcamera timeout must not end the loop
                 self.errors += 1
                 failures += 1
-                log.error("camera capture failed (%d in a row): %s", failures, e)
                 if failures >= self.max_failures:
                     raise CameraError(
                         f"camera {self.camera}: {failures} captures failed in a row: {e}"
                     ) from None
+                # counted and logged (rate-limited) by the runner, which then asks again
+                yield FrameError("source", self.name, f"capture failed: {e}", type(e).__name__, i)
                 time.sleep(0.1)
                 continue
             failures = 0

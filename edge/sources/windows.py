@@ -12,16 +12,21 @@ so the application can refuse a window sampled at a rate its model was not train
 
 from __future__ import annotations
 
+import os
+import select
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from ..pipeline import Frame
+from ..pipeline import Frame, FrameError
 
 __all__ = ["RecordingSource", "StdinSource", "windowed"]
+
+_MAX_LINE = 256  # bytes of one stdin text line (a number needs far fewer)
 
 
 class RecordingSource:
@@ -77,7 +82,14 @@ class RecordingSource:
 
 
 class StdinSource:
-    """Samples from standard input (one number per line, or raw little-endian float32)."""
+    """Samples from standard input (one number per line, or raw little-endian float32).
+
+    The real stdin is read from its file descriptor with ``select`` (a quarter-second poll),
+    not through Python's buffered ``sys.stdin``: a silent pipe then never blocks a stop
+    (``stop()``, SIGTERM), and a reader thread left waiting on it cannot hold the interpreter's
+    stdin lock at exit. Lines are decoded leniently and bounded (``_MAX_LINE`` bytes): binary
+    garbage or a line without an end becomes NaN samples, never an exception or a memory leak.
+    """
 
     def __init__(
         self, *, fs: float, window: int, hop: int | None = None, fmt: str = "text", stream: Any = None
@@ -91,44 +103,93 @@ class StdinSource:
         self.name = "stdin"
         self.dropped = 0
         self.bad_lines = 0
+        self._stopping = threading.Event()
 
     def __enter__(self) -> StdinSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        pass
+        self._stopping.set()
+
+    def stop(self) -> None:
+        """End iteration within a poll interval, even while nothing arrives."""
+        self._stopping.set()
+
+    def _chunks(self) -> Iterator[bytes]:
+        f = self.stream if self.stream is not None else sys.stdin.buffer
+        try:
+            fd = f.fileno()
+        except (AttributeError, OSError, ValueError):  # an in-memory stream
+            fd = None
+        if fd is None:
+            while not self._stopping.is_set() and (chunk := f.read(4096)):
+                yield chunk.encode() if isinstance(chunk, str) else chunk
+            return
+        while not self._stopping.is_set():
+            if not select.select([fd], [], [], 0.25)[0]:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return
+            yield chunk
+
+    def _lines(self) -> Iterator[list[bytes]]:
+        """Complete lines per chunk; a line longer than ``_MAX_LINE`` comes in parts of that size."""
+        rest = b""
+        for chunk in self._chunks():
+            *lines, rest = (rest + chunk).split(b"\n")
+            keep = len(rest) - len(rest) % _MAX_LINE if len(rest) > _MAX_LINE else 0
+            lines.append(rest[:keep])  # a line without an end: its full parts now, the tail waits
+            rest = rest[keep:]
+            yield [ln[i : i + _MAX_LINE] for ln in lines for i in range(0, max(len(ln), 1), _MAX_LINE)]
+        if rest:
+            yield [rest]
+
+    def _value(self, line: bytes) -> float | None:
+        text = line.decode("utf-8", "replace").strip()
+        if not text:
+            return None
+        try:  # a non-numeric line becomes NaN: the app reports the window and goes on
+            return float(text.split(",")[0])
+        except ValueError:
+            self.bad_lines += 1
+            return float("nan")
 
     def _samples(self) -> Iterator[np.ndarray]:
         if self.fmt == "f32le":
-            f = self.stream or sys.stdin.buffer
-            while chunk := f.read(4 * 1024):
+            rest = b""  # a pipe may split a sample across reads: carry its bytes to the next one
+            for chunk in self._chunks():
+                chunk = rest + chunk
                 usable = len(chunk) - len(chunk) % 4
+                rest = chunk[usable:]
                 yield np.frombuffer(chunk[:usable], "<f4").astype(np.float64)
             return
-        f = self.stream or sys.stdin
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:  # a non-numeric line becomes NaN: the app reports the window and goes on
-                v = float(line.split(",")[0])
-            except ValueError:
-                self.bad_lines += 1
-                v = float("nan")
-            yield np.array([v])
+        for lines in self._lines():
+            values = [v for v in map(self._value, lines) if v is not None]
+            if values:
+                yield np.asarray(values, np.float64)
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator[Frame | FrameError]:
         return windowed(self._samples(), self.window, self.hop, self.fs, self.name)
 
 
 def windowed(
-    chunks: Iterator[np.ndarray], window: int, hop: int, fs: float, name: str
-) -> Iterator[Frame]:
-    """Cut a stream of sample chunks into overlapping windows, stamped when each completes."""
+    chunks: Iterator[np.ndarray | FrameError], window: int, hop: int, fs: float, name: str
+) -> Iterator[Frame | FrameError]:
+    """Cut a stream of sample chunks into overlapping windows, stamped when each completes.
+
+    A ``FrameError`` among the chunks (a failed sensor read) is passed on, and the samples
+    gathered before it are dropped: a window never spans a gap in the signal.
+    """
     buf = np.empty(0)
     consumed = 0
     i = 0
     for chunk in chunks:
+        if isinstance(chunk, FrameError):
+            consumed += buf.size
+            buf = np.empty(0)
+            yield chunk
+            continue
         buf = np.concatenate([buf, chunk])
         while buf.size >= window:
             yield Frame(

@@ -4,6 +4,7 @@ The "Pi" is this machine seen through sshd on a non-default port with a throwawa
 temporary directory as its home. Two stand-ins, both visible in the fixture:
 - systemctl is a shim script that records every call and runs the unit's ExecStart in the
   background (``is-active`` = that process is alive), so the health check is real;
+  (with the unit's ``Environment=`` lines: plain values only, which is all these tests write);
 - the Pi's apt-installed numpy/OpenCV/LiteRT are this workstation's packages, exposed to the
   SSH session through PYTHONPATH (sshd ``SetEnv``), so ``--system-site-packages`` venvs made
   on the "Pi" find them and the test installs only the edgewise wheel (``--no-deps``), offline.
@@ -53,7 +54,8 @@ case "$cmd" in
   restart|start)
     stop
     exec_start=$(sed -n 's/^ExecStart=//p' "$UNITS/$unit")
-    setsid bash -c "exec $exec_start" >>"$STATE/$unit.log" 2>&1 </dev/null &
+    mapfile -t envs < <(sed -n 's/^Environment="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$UNITS/$unit")
+    setsid env "${envs[@]}" bash -c "exec $exec_start" >>"$STATE/$unit.log" 2>&1 </dev/null &
     echo $! > "$STATE/$unit.pid"; exit 0 ;;
   stop) stop; exit 0 ;;
   is-active) if alive; then echo active; exit 0; else echo failed; exit 3; fi ;;
@@ -159,7 +161,10 @@ def two_bundles(digits_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def write_video(path: Path) -> Path:
-    from test_pipeline_loop import write_digit_video  # tests/ is on sys.path under pytest
+    edge_tests = str(Path(__file__).resolve().parents[1] / "unit" / "edge")
+    if edge_tests not in sys.path:  # on the path when the whole suite runs; not when this file runs alone
+        sys.path.append(edge_tests)
+    from test_pipeline_loop import write_digit_video
 
     return write_digit_video(path, frames=30)
 
@@ -304,3 +309,82 @@ def test_several_hosts_in_parallel_with_a_per_host_table(pi: FakePi, wheel: Path
     dead_row = next(r for r in rows if r.startswith(dead))
     assert ok_row.split()[1] == "ok" and "no service" in ok_row
     assert dead_row.split()[1] == "FAILED" and "ssh to" in dead_row and "current unchanged" in dead_row
+
+
+def test_a_users_strict_host_key_checking_beats_the_accept_new_default(pi: FakePi, wheel: Path,
+                                                                        digits_bundle: Path, tmp_path: Path):
+    """ssh keeps an option's first value: with the user's option first, an unknown host key is refused
+    (with deploy's accept-new first, the same deploy would have trusted it silently)."""
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    before = remote_link(pi, "current")
+    cmd = [sys.executable, "-m", "edgewise.edge.cli", "deploy", str(digits_bundle), "--wheel", str(wheel),
+           "--host", pi.host, "--identity", str(pi.root / "key"), "-o", f"UserKnownHostsFile={empty}",
+           "-o", "StrictHostKeyChecking=yes", "--app", "classify", "--no-systemd", "--no-deps"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "FAILED" in r.stdout and "Host key verification failed" in r.stdout, r.stdout
+    assert empty.read_text() == "", "the host key was not learnt"
+    assert remote_link(pi, "current") == before
+
+
+def _wait_state(pi: FakePi, want: str, seconds: float = 20) -> str:
+    shim = [str(pi.shim), "--user", "is-active", "edgewise-classify.service"]
+    env = {**os.environ, "HOME": str(pi.home)}
+    deadline = time.monotonic() + seconds
+    state = ""
+    while time.monotonic() < deadline:
+        state = subprocess.run(shim, capture_output=True, text=True, env=env).stdout.strip()
+        if state == want:
+            break
+        time.sleep(0.3)
+    return state
+
+
+def test_trusted_key_makes_the_device_refuse_unsigned_and_foreign_bundles(pi: FakePi, wheel: Path,
+                                                                           two_bundles, tmp_path: Path):
+    """--trusted-key: the key ships in the release, the unit sets EDGEWISE_TRUSTED_KEYS, the running
+    service refuses a bundle signed by another key, and a later unsigned deploy is refused."""
+    from edgewise.edge.signing import generate_keypair, sign_bundle
+
+    b1, _ = two_bundles
+    signed = tmp_path / "signed.bundle"
+    shutil.copytree(b1, signed)
+    _, pub, _ = generate_keypair(tmp_path / "release")
+    _, other_pub, _ = generate_keypair(tmp_path / "other")
+    video = write_video(pi.home / "line-signed")
+    run_args = f"--source {video} --realtime --loop --latest --threads 1 --jsonl {pi.home / 'signed.jsonl'}"
+
+    r = deploy(pi, str(signed), "--wheel", str(wheel), "--run-args", run_args, "--trusted-key", str(pub))
+    assert r.returncode == 2 and "signed" in r.stderr.lower(), r.stdout + r.stderr  # unsigned: not uploaded
+    sign_bundle(signed, tmp_path / "release")
+    r = deploy(pi, str(signed), "--wheel", str(wheel), "--run-args", run_args, "--trusted-key", str(pub))
+    assert r.returncode == 0, r.stdout + r.stderr
+    base = pi.home / "edgewise"
+    assert (base / "current" / "trusted-keys" / "release.pub").read_bytes() == pub.read_bytes()
+    unit = (pi.home / ".config/systemd/user/edgewise-classify.service").read_text()
+    assert f'Environment="EDGEWISE_TRUSTED_KEYS={base}/current/trusted-keys"' in unit.splitlines()
+    assert _wait_state(pi, "active", 3) == "active"
+
+    # the same bundle re-signed on the device by a key it does not trust: the service refuses it
+    sign_bundle(base / "current" / "bundle", tmp_path / "other")
+    subprocess.run([str(pi.shim), "--user", "restart", "edgewise-classify.service"],
+                   env={**os.environ, "HOME": str(pi.home)}, check=True)
+    assert _wait_state(pi, "failed") == "failed"
+    log = (pi.home / ".systemctl-shim" / "edgewise-classify.service.log").read_text()
+    assert "edgewise run classify: error:" in log and "trusted" in log.lower(), log[-2000:]
+    sign_bundle(base / "current" / "bundle", tmp_path / "release")
+
+    # a deploy without the key is refused while the device requires signed bundles ...
+    signed_release = remote_link(pi, "current")
+    r = deploy(pi, str(b1), "--wheel", str(wheel), "--run-args", run_args)
+    assert r.returncode == 1 and "requires signed bundles" in r.stdout, r.stdout
+    assert remote_link(pi, "current") == signed_release
+    # ... and a key that did not sign the bundle is refused on the workstation
+    r = deploy(pi, str(signed), "--wheel", str(wheel), "--run-args", run_args,
+               "--trusted-key", str(other_pub))
+    assert r.returncode == 2 and "edgewise deploy: error:" in r.stderr, r.stdout + r.stderr
+    # --no-trusted-keys drops the requirement on purpose: the unit loses the variable
+    r = deploy(pi, str(b1), "--wheel", str(wheel), "--run-args", run_args, "--no-trusted-keys")
+    assert r.returncode == 0, r.stdout + r.stderr
+    unit = (pi.home / ".config/systemd/user/edgewise-classify.service").read_text()
+    assert "EDGEWISE_TRUSTED_KEYS" not in unit and not (base / "current" / "trusted-keys").exists()

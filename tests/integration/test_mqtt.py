@@ -213,7 +213,8 @@ def test_edgewise_run_classify_publishes_every_frame_to_mosquitto(
     broker: Broker, digits_bundle: Path, tmp_path: Path
 ):
     """The done-when path: a real bundle on a real video through the runner into the broker."""
-    from test_pipeline_loop import write_digit_video  # tests/ is on sys.path under pytest
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "edge"))  # also when run alone
+    from test_pipeline_loop import write_digit_video
 
     video = write_digit_video(tmp_path / "digits.mp4", frames=30)
     sub = Subscriber(broker.port, "edgewise/pi-e2e/classify/events")
@@ -231,3 +232,24 @@ def test_edgewise_run_classify_publishes_every_frame_to_mosquitto(
     assert json.loads(stats.read_text())["events"] == 30
     labels = [m["label"] for m in sorted(sub.messages, key=lambda m: m["seq"])]
     assert len(labels) == 30 and all(lab in [str(d) for d in range(10)] for lab in labels)
+
+
+def test_edgewise_run_refuses_an_unusable_mqtt_buffer_in_one_line(digits_bundle: Path, tmp_path: Path):
+    """Refused before the loop starts, naming the flag: no traceback, no event written anywhere."""
+    import cv2
+    import numpy as np
+
+    (tmp_path / "imgs").mkdir()
+    cv2.imwrite(str(tmp_path / "imgs" / "0.png"), np.zeros((8, 8), np.uint8))
+    (tmp_path / "box").mkdir()
+    r = subprocess.run(
+        [sys.executable, "-m", "edgewise.edge.cli", "run", "classify", "--bundle", str(digits_bundle),
+         "--source", str(tmp_path / "imgs"), "--jsonl", str(tmp_path / "e.jsonl"),
+         "--mqtt", f"127.0.0.1:{free_port()}", "--mqtt-buffer", str(tmp_path / "box")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    want = f"edgewise run classify: error: --mqtt-buffer {tmp_path / 'box'}: is a directory"
+    assert lines[-1] == want, lines
+    assert "Traceback" not in r.stderr

@@ -212,3 +212,47 @@ def test_recalibration_uses_the_bundles_own_heldout_identities(tiny, data_dir, t
         assert t == sorted(t) and all(-1.0 <= v <= 1.0 for v in t)
     with pytest.raises(ValueError, match="already exists"):
         recalibrate(path, data_dir, out, quiet=True)
+
+
+def test_bundle_stores_every_rejection_rule_and_each_runs_on_the_edge(tiny, data_dir, tmp_path, capsys):
+    """Cohort (AS-norm), fusion statistics and their thresholds are sealed in the bundle; enroll
+    stores LBP vectors beside the embeddings and reports the closest pair; each rule scores the
+    enrolled person above strangers in the live loop."""
+    from edgewise.edge.apps.face.cli import enroll_main, run_main
+    from edgewise.edge.apps.face.gallery import Gallery
+    from edgewise.edge.apps.face.match import bundle_cohort, lbp_tag
+    from edgewise.edge.bundle import load_bundle
+
+    bundle, m, trainer = tiny
+    b = load_bundle(bundle)
+    th = b.thresholds
+    assert bundle_cohort(b).shape == (len(trainer.train_.names), 128)
+    assert set(th["as_norm"]["unknown_by_tta"]) == {"none", "flip", "enroll"}
+    assert th["fusion"]["unknown_by_far"]["0.001"] > 0 and th["fusion"]["lbp_sd"] > 0
+    assert m["cohort_identities"] == len(trainer.train_.names)
+    yunet = data_dir / "models/face_detection/yunet_n_320_320.onnx"
+    common = ["--detector", "yunet", "--detector-model", str(yunet)]
+    import shutil
+
+    gallery = tmp_path / "g.db"
+    for person, imgs in (("s1", range(1, 6)), ("s5", range(1, 6))):
+        d = tmp_path / person
+        d.mkdir()
+        for i in imgs:
+            shutil.copy(data_dir / f"faces/orl/{person}/{i}.pgm", d / f"{i}.pgm")
+        assert enroll_main(["--gallery", str(gallery), "--bundle", str(bundle), "--name", person,
+                            "--images", str(d), *common]) == 0
+    assert "closest pair: s1 / s5, cosine" in capsys.readouterr().out
+    with Gallery(gallery) as g:
+        assert len(g.embeddings("s1", model=lbp_tag(b))) == 5
+        assert [r["embeddings"] for r in g.people()] == [5, 5]
+    probes = tmp_path / "probes"
+    _write_probe_folder(data_dir, probes)
+    for rule in ("cosine", "as-norm", "fused"):
+        events = tmp_path / f"{rule}.jsonl"
+        assert run_main(["--bundle", str(bundle), "--gallery", str(gallery), "--source", str(probes),
+                         "--jsonl", str(events), "--threads", "1", "--score", rule, "-q", *common]) == 0
+        ev = [json.loads(line) for line in events.read_text().splitlines()]
+        s1 = [e["faces"][0]["score"] for e in ev if Path(e["path"]).name.startswith("s1_")]
+        s2 = [e["faces"][0]["score"] for e in ev if Path(e["path"]).name.startswith("s2_")]
+        assert np.mean(s1) > np.mean(s2), rule

@@ -17,7 +17,7 @@ FAULTS = ["IR007_0", "B007_0", "OR007@6_0", "OR021@6_0"]
 @pytest.fixture(scope="module")
 def vib(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A small autoencoder on real CWRU windows (4 fault files, 40 epochs, two TFLite variants)."""
-    from edgewise.train.data.cwru import load_cwru
+    from edgewise.train.data.cwru import BEARING_6205, load_cwru
     from edgewise.train.vibration import VibrationConfig, train_vibration
 
     recs = load_cwru(data_dir, faults=FAULTS)
@@ -27,7 +27,8 @@ def vib(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
         recs,
         out,
         cfg,
-        dataset={"name": "CWRU test subset", "channel": "DE", "normal_fs": 48000.0, "fault_fs": 12000.0},
+        dataset={"name": "CWRU test subset", "channel": "DE", "normal_fs": 48000.0, "fault_fs": 12000.0,
+                 "bearing": BEARING_6205},
         variants=["tflite_float32", "tflite_int8"],
         quiet=True,
     )
@@ -70,7 +71,7 @@ def test_bundle_carries_thresholds_normalization_and_report(vib: dict):
 @pytest.mark.realdata
 def test_edge_app_features_equal_the_training_features(vib: dict):
     """The device's preprocess gives the very inputs the model was trained and evaluated on."""
-    from edgewise.edge.apps.vibration import FeatureExtractor, VibrationApp, frame_signal, standardize
+    from edgewise.edge.apps.vibration import FeatureExtractor, VibrationApp, frame_signal, robust_z
     from edgewise.edge.bundle import load_bundle
     from edgewise.edge.pipeline import Frame
     from edgewise.train.vibration import prepare
@@ -82,8 +83,9 @@ def test_edge_app_features_equal_the_training_features(vib: dict):
     w = frame_signal(fault.signal, 2048, vib["cfg"].hop_fault)[3]
     z_edge, _ = app.preprocess(Frame(w, 0.0, 0, {"fs": 12000.0}))
     norm = b.input["normalization"]
-    z_train = standardize(
-        d["faults"][fault.name]["feats"][3:4], np.float32(norm["mean"]), np.float32(norm["std"])
+    z_train = robust_z(
+        d["faults"][fault.name]["feats"][3:4], np.float32(norm["mean"]), np.float32(norm["std"]),
+        b.config["features"]["z_cap"],
     )
     # same code; batching (gemm vs gemv, FFT of 512 rows vs 1) differs only at float32 rounding
     np.testing.assert_allclose(z_edge, z_train, rtol=0, atol=1e-4)
@@ -121,6 +123,12 @@ def test_edge_run_on_replayed_recording_writes_events_without_tensorflow(vib: di
     assert not any(e["alarm"] for e in events[:6])
     assert sum(e["anomalous"] for e in events[6:]) >= 7
     assert [e["kind"] for e in events].count("alarm_raised") == 1
+    # the alarm names a bearing part from the buffered signal; every window reports its level
+    raised = next(e for e in events if e["kind"] == "alarm_raised")
+    d = raised["diagnosis"]
+    assert d["part"] in ("outer_race", "inner_race", "ball", "cage", "none") and 0 < d["confidence"] <= 1
+    assert d["shaft_source"] == "estimated" and abs(d["shaft_hz"] - 29.95) < 3
+    assert "diagnosis" not in events[0] and set(events[0]["level_db"]) == {"rms", "peak"}
     with sqlite3.connect(db) as con:
         kinds = [k for (k,) in con.execute("SELECT kind FROM events ORDER BY id")]
     assert len(kinds) == 14 and "alarm_raised" in kinds

@@ -29,6 +29,7 @@ from edgewise.edge.sources.recordings import Recording, to_rate
 __all__ = [
     "FAULT_FS",
     "DEFAULT_NORMAL_FS",
+    "BEARING_6205",
     "read_cwru_mat",
     "cwru_dir",
     "load_cwru",
@@ -40,6 +41,8 @@ __all__ = [
 FAULT_FS = 12000.0  # the 12k_DE files, per the CWRU index
 DEFAULT_NORMAL_FS = 48000.0  # healthy 97.mat: disputed, see the module docstring
 CHANNELS = ("DE", "FE", "BA")
+# the drive-end bearing, SKF 6205-2RS: fault frequencies as multiples of shaft speed (CWRU)
+BEARING_6205 = {"bpfo": 3.5848, "bpfi": 5.4152, "bsf": 2.3570, "ftf": 0.39828}
 
 
 def read_cwru_mat(path: str | Path, *, fs: float, channel: str = "DE", label: str | None = None) -> Recording:
@@ -171,5 +174,7 @@ def load_cwru_dataset(
         "normal_fs": normal_fs,
         "fault_fs": FAULT_FS,
         "rate_evidence": ev,
+        # drive-end SKF 6205-2RS: fault frequencies as multiples of shaft speed (CWRU)
+        "bearing": dict(BEARING_6205),
     }
     return recs, ds

@@ -12,8 +12,10 @@ from edgewise.edge.jsonenc import to_plain
 from edgewise.edge.progress import log
 
 from ..data.faces import FaceSet, load_training_faces
+from .asnorm import COHORT_FILE, asnorm_entry, asnorm_modes, cohort_templates, npy_bytes
 from .calibrate import FARS, by_tta, calibrate_modes
 from .prep import faces_root, prepare, yunet_path
+from .scoring import fusion_entry
 
 __all__ = ["recalibrate"]
 
@@ -29,6 +31,13 @@ def _heldout_faces(data: str | Path, people: list[str | Path] | None, held: list
     remap = {k: i for i, k in enumerate(keep)}
     return FaceSet(sub.images, np.array([remap[k] for k in sub.labels]), [faces.names[k] for k in keep],
                    sub.sources)
+
+
+def _trained_faces(data: str | Path, people: list[str | Path] | None, held: list[str], sets: list[str] | None
+                   ) -> FaceSet:
+    """Images of every identity the bundle trained on (its sets, minus ``held``): the AS-norm cohort."""
+    faces = load_training_faces(faces_root(data), people, sets)
+    return faces.subset(np.flatnonzero(~np.isin(np.array(faces.names)[faces.labels], held)))
 
 
 def _copy_target(bundle: str | Path, out: str | Path) -> Path:
@@ -47,7 +56,7 @@ def recalibrate(bundle: str | Path, data: str | Path, out: str | Path, *, far: f
                 tta: str = "flip", fars: tuple[float, ...] = FARS,
                 detector_model: str | Path | None = None,
                 people: list[str | Path] | None = None, variant: str = "tflite_float32", threads: int = 1,
-                seed: int = 0, quiet: bool = False) -> dict[str, Any]:
+                seed: int = 0, score: str = "as-norm", quiet: bool = False) -> dict[str, Any]:
     """Re-derive a bundle's unknown thresholds (every TTA mode x FAR) without retraining.
 
     Uses exactly the identities the bundle lists as held out of its training
@@ -73,11 +82,21 @@ def recalibrate(bundle: str | Path, data: str | Path, out: str | Path, *, far: f
     fars = tuple(sorted({*fars, far}, reverse=True))
     modes = calibrate_modes(e, e_mirror, ho.y, ho.names, fars, seed)
     thr = modes[tta][f"{far:g}"]
+    # the cohort for AS-norm: every identity the bundle trained on, embedded by the same variant
+    trained = prepare(_trained_faces(data, people, held, src.spec.config.get("train_sets")),
+                      YuNetDetector(yunet), src.spec.input.hwc[0], quiet=quiet)
+    cohort = cohort_templates(emb.embed(trained.x), emb.embed(np.ascontiguousarray(trained.x[:, :, ::-1])),
+                              trained.y)
+    asn = asnorm_modes(e, e_mirror, ho.y, ho.names, cohort, fars, seed)
+    fusion = fusion_entry(e, e_mirror, ho.x, ho.y, ho.names, cohort, fars, seed)
     w = reopen(out)
-    w.meta["thresholds"].update(unknown=thr["unknown"], far_target=far, tta=tta, unknown_by_tta=by_tta(modes))
+    w.add_bytes(COHORT_FILE, npy_bytes(cohort))
+    w.meta["thresholds"].update(unknown=thr["unknown"], far_target=far, tta=tta, unknown_by_tta=by_tta(modes),
+                                score=score, as_norm=asnorm_entry(asn), fusion=fusion)
     w.meta["config"]["tta"] = tta
     rec = {"variant": variant, "heldout_identities": len(held), "heldout_images": int(len(ho.x)),
-           "calibration": thr, "calibration_by_tta": modes}
+           "calibration": thr, "calibration_by_tta": modes, "cohort_identities": int(len(cohort)),
+           "asnorm_calibration": asn[tta][f"{far:g}"], "score": score}
     w.meta.setdefault("metrics", {})["recalibration"] = to_plain(rec)
     w.finish()
     log(f"recalibrated {out}: tta {tta}, unknown threshold {thr['unknown']:.4f} at FAR {far:g} "

@@ -15,15 +15,18 @@ from typing import Any
 import numpy as np
 
 from edgewise.edge.apps.face import TTA_MODES, YuNetDetector
+from edgewise.edge.apps.face.match import SCORE_RULES
 from edgewise.edge.jsonenc import to_plain
 from edgewise.edge.progress import log
 
 from ..data.faces import load_orl, load_training_faces
+from .asnorm import COHORT_FILE, asnorm_entry, asnorm_modes, cohort_templates, npy_bytes
 from .augment import AUGMENTATIONS
 from .calibrate import FARS, by_tta, calibrate_modes, open_set_rank1, pair_auc, same_source, tta_scores
 from .fit import train_embedding
 from .prep import NORMALIZATION, SIZE, FaceData, faces_root, prepare, split_identities, to_input, yunet_path
 from .report import report_files
+from .scoring import fusion_entry
 
 __all__ = ["FaceTrainer", "train_face"]
 
@@ -42,7 +45,8 @@ class FaceTrainer:
                  people: list[str | Path] | None = None, variants: list[str] | None = None,
                  width: float = 1.0, size: int = SIZE, sets: list[str] | None = None, margin: float = 0.35,
                  lr: float = 3e-3, tta: str = "flip", augmentation: str = "strong",
-                 fars: tuple[float, ...] = FARS, quiet: bool = False) -> None:
+                 fars: tuple[float, ...] = FARS, score: str = "as-norm", quiet: bool = False) -> None:
+        self.score = score
         self.epochs, self.far, self.holdout, self.seed, self.threads = epochs, far, holdout, seed, threads
         self.detector_model, self.people, self.variants, self.sets = detector_model, people, variants, sets
         self.width, self.size, self.margin, self.lr = width, size, margin, lr
@@ -52,6 +56,8 @@ class FaceTrainer:
         """The settings a long run would otherwise trip over after aligning every image."""
         if self.tta not in TTA_MODES:
             raise ValueError(f"unknown --tta {self.tta!r}; valid: {', '.join(TTA_MODES)}")
+        if self.score not in SCORE_RULES:
+            raise ValueError(f"unknown --score {self.score!r}; valid: {', '.join(SCORE_RULES)}")
         if self.augmentation not in AUGMENTATIONS:
             raise ValueError(f"augmentation strength must be 'basic' or 'strong'; got {self.augmentation!r}")
 
@@ -72,6 +78,10 @@ class FaceTrainer:
         fars = tuple(sorted({*self.fars, self.far}, reverse=True))
         self.calibration_by_tta_ = calibrate_modes(e_ho, e_ho_mirror, ho.y, ho.names, fars, self.seed)
         self.threshold_ = self.calibration_by_tta_[self.tta][f"{self.far:g}"]
+        # AS-norm: the training identities are the cohort nobody enrolls; thresholds on the held-out ones
+        self.cohort_ = cohort_templates(*self._embed(tr), tr.y)
+        self.asnorm_by_tta_ = asnorm_modes(e_ho, e_ho_mirror, ho.y, ho.names, self.cohort_, fars, self.seed)
+        self.fusion_ = fusion_entry(e_ho, e_ho_mirror, ho.x, ho.y, ho.names, self.cohort_, fars, self.seed)
         self.scores_ = tta_scores(e_ho, e_ho_mirror, ho.y, self.tta, self.seed)
         self.same_set_ = same_source(ho.names, self.scores_.ids, self.scores_.plab)
         self.metrics_: dict[str, Any] = {
@@ -81,6 +91,8 @@ class FaceTrainer:
             "heldout_rank1_tta": self.scores_.rank1,
             "heldout_pair_auc": float(pair_auc(e_ho, ho.x, ho.y)),
             "calibration": self.threshold_, "calibration_by_tta": self.calibration_by_tta_, "tta": self.tta,
+            "asnorm_calibration": self.asnorm_by_tta_[self.tta][f"{self.far:g}"], "score": self.score,
+            "cohort_identities": int(len(self.cohort_)),
             "augmentation": self.augmentation, "epochs": self.epochs, "history": self.history_,
             "alignment": {k: full.how.count(k) for k in sorted(set(full.how))},
         }
@@ -122,7 +134,8 @@ class FaceTrainer:
             output={"meaning": "L2-normalized face embedding; cosine similarity = dot product",
                     "kind": "embedding"},
             thresholds={"unknown": thr["unknown"], "far_target": self.far, "tta": self.tta,
-                        "unknown_by_tta": by_tta(self.calibration_by_tta_)},
+                        "unknown_by_tta": by_tta(self.calibration_by_tta_), "score": self.score,
+                        "as_norm": asnorm_entry(self.asnorm_by_tta_), "fusion": self.fusion_},
             config={
                 "crop": {"size": self.size, "landmarks": "arcface-112 scaled",
                          "fallback": "box / centre crop"},
@@ -157,6 +170,7 @@ class FaceTrainer:
             metrics["train_seconds"] = round(time.monotonic() - self.t_start_, 1)
             files = report_files(self.history_, self.scores_, self.same_set_, self.threshold_["unknown"],
                                  metrics)
+            files[COHORT_FILE] = npy_bytes(self.cohort_)
             return files, {"train": to_plain({k: v for k, v in metrics.items() if k != "parity"})}
 
         build_bundle(self.net_, out, self._conversion_spec(), calib_x=calib, eval_x=to_input(self.heldout_.x),
@@ -170,10 +184,10 @@ def train_face(data: str | Path, out: str | Path, *, epochs: int = 90, far: floa
                people: list[str | Path] | None = None, variants: list[str] | None = None,
                width: float = 1.0, size: int = SIZE, sets: list[str] | None = None, margin: float = 0.35,
                lr: float = 3e-3, tta: str = "flip", augmentation: str = "strong",
-               fars: tuple[float, ...] = FARS, quiet: bool = False) -> dict[str, Any]:
+               fars: tuple[float, ...] = FARS, score: str = "as-norm", quiet: bool = False) -> dict[str, Any]:
     """The whole workstation side: align -> train -> calibrate -> convert -> report. Returns metrics."""
     trainer = FaceTrainer(epochs=epochs, far=far, holdout=holdout, seed=seed, threads=threads,
                           detector_model=detector_model, people=people, variants=variants, width=width,
                           size=size, sets=sets, margin=margin, lr=lr, tta=tta, augmentation=augmentation,
-                          fars=fars, quiet=quiet)
+                          fars=fars, score=score, quiet=quiet)
     return trainer.fit(data).export(out)

@@ -32,11 +32,15 @@ class VibrationConfig:
     alarm_n: int = 3
     alarm_m: int = 5
     clear_ratio: float = 0.8
+    # the healthy train and validation splits also enter resampled to these shaft speeds (a
+    # motor's speed moves a few per cent with its load); () = off. Test windows never are.
+    speed_augment: tuple[float, ...] = (0.98, 0.99, 1.01, 1.02)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["features"] = self.features.to_dict()
         d["split"], d["hidden"] = list(self.split), list(self.hidden)
+        d["speed_augment"] = list(self.speed_augment)
         return d
 
     def alarm(self) -> AlarmConfig:

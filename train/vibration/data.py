@@ -10,7 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from edgewise.edge.apps.vibration import INDICATORS, FeatureExtractor, frame_signal, split_in_time
+from edgewise.edge.apps.vibration import (
+    INDICATORS,
+    FeatureExtractor,
+    frame_signal,
+    robust_moments,
+    split_in_time,
+)
 from edgewise.edge.sources.recordings import Recording
 
 from .config import VibrationConfig
@@ -28,9 +34,32 @@ def window_features(
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def feature_moments(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Training mean and std (floored at 1e-3) of the features: the bundle's standardization."""
-    return feats.mean(axis=0), np.maximum(feats.std(axis=0), 1e-3).astype(np.float32)
+def feature_moments(feats: np.ndarray, scale_floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """The bundle's standardization of the training features: median and robust spread
+    (``robust_moments``), stored as input.normalization mean/std."""
+    return robust_moments(feats, scale_floor)
+
+
+def speed_windows(
+    x: np.ndarray, start: int, fs: float, cfg: VibrationConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of ``x`` resampled to each speed of ``cfg.speed_augment`` (every frequency times
+    the factor), at twice the normal hop; their start times (s) mapped back onto the original
+    signal so folds in time keep them with the samples they came from."""
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    ws, ts = [], []
+    hop = 2 * cfg.hop_normal
+    for s in cfg.speed_augment:
+        fr = Fraction(s).limit_denominator(200)
+        w = frame_signal(resample_poly(x, fr.denominator, fr.numerator), cfg.window, hop)
+        ws.append(w)
+        ts.append((start + np.arange(len(w)) * hop * float(fr)) / fs)
+    if not ws:
+        return np.empty((0, cfg.window)), np.empty(0)
+    return np.concatenate(ws), np.concatenate(ts)
 
 
 def split_recordings(recs: list[Recording]) -> tuple[Recording, list[Recording]]:
@@ -66,9 +95,13 @@ def prepare(recs: list[Recording], cfg: VibrationConfig) -> dict[str, Any]:
                 f"healthy {name} split has {len(w)} windows of {cfg.window} samples; "
                 "use a shorter window or a longer recording"
             )
-        f, ind = window_features(fx, w)
         t = (a + np.arange(len(w)) * cfg.hop_normal) / fs
-        out["sets"][name] = {"feats": f, "ind": ind, "t": t, "range_s": (a / fs, b / fs)}
+        n_plain = len(w)
+        if name != "test" and cfg.speed_augment:
+            wa, ta = speed_windows(sig[a:b], a, fs, cfg)
+            w, t = np.concatenate([w, wa]), np.r_[t, ta]
+        f, ind = window_features(fx, w)
+        out["sets"][name] = {"feats": f, "ind": ind, "t": t, "range_s": (a / fs, b / fs), "plain": n_plain}
     for r in faults:
         w = frame_signal(r.signal, cfg.window, cfg.hop_fault)
         if len(w) == 0:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgewise.edge.apps.vibration import Mahalanobis, standardize
+from edgewise.edge.apps.vibration import Mahalanobis, robust_z
 from edgewise.edge.sources.recordings import Recording
 
 from .config import VibrationConfig
@@ -57,9 +57,11 @@ class WindowFit:
 def fit_window(recs: list[Recording], cfg: VibrationConfig, quiet: bool, keras: Any, desc: str) -> WindowFit:
     """Prepare, standardize, fit the autoencoder and the baseline for one window length."""
     d = prepare(recs, cfg)
-    mean, std = feature_moments(d["sets"]["train"]["feats"])
-    z = {k: standardize(v["feats"], mean, std) for k, v in d["sets"].items()}
-    zf = {k: standardize(v["feats"], mean, std) for k, v in d["faults"].items()}
+    fc = cfg.features
+    mean, std = feature_moments(d["sets"]["train"]["feats"], fc.scale_floor)
+    z = {k: robust_z(v["feats"], mean, std, fc.z_cap) for k, v in d["sets"].items()}
+    zf = {k: robust_z(v["feats"], mean, std, fc.z_cap) for k, v in d["faults"].items()}
     model, hist = fit_autoencoder(keras, z["train"], z["val"], cfg, quiet, desc)
-    maha = Mahalanobis().fit(d["sets"]["train"]["ind"])
+    # the classical baseline as it is practised: on the recording's own windows (no resampling)
+    maha = Mahalanobis().fit(d["sets"]["train"]["ind"][: d["sets"]["train"]["plain"]])
     return WindowFit(d, mean, std, z, zf, model, hist, maha)

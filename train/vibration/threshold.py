@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from edgewise.edge.apps.vibration import Mahalanobis, standardize
+from edgewise.edge.apps.vibration import Mahalanobis, robust_z
 from edgewise.edge.evaluate import threshold_for_false_alarm
 
 from .config import VibrationConfig
@@ -85,10 +85,12 @@ def out_of_fold_scores(
             # where the no-shared-sample gaps eat the split) is not representative: skip it
             if not held.any() or fit.sum() < max(8, len(t) / 3):
                 continue
-            mean, std = feature_moments(feats[fit])
+            fc = cfg.features
+            mean, std = feature_moments(feats[fit], fc.scale_floor)
             keras.utils.set_random_seed(cfg.seed + 1 + i)
-            zfit = standardize(feats[fit], mean, std)
+            zfit = robust_z(feats[fit], mean, std, fc.z_cap)
             m, _ = fit_autoencoder(keras, zfit, None, cfg, True, f"fold {i + 1}")
-            out["keras"].append(model_scores(keras_predict(m), standardize(feats[held], mean, std)))
-            out["baseline"].append(Mahalanobis().fit(ind[fit]).score(ind[held]))
+            out["keras"].append(model_scores(keras_predict(m), robust_z(feats[held], mean, std, fc.z_cap)))
+            plain = np.arange(len(t)) < train_set.get("plain", len(t))  # baseline: unresampled windows
+            out["baseline"].append(Mahalanobis().fit(ind[fit & plain]).score(ind[held & plain]))
     return {key: np.concatenate(v) if v else np.empty(0) for key, v in out.items()}

@@ -17,16 +17,20 @@ from typing import Any
 
 import numpy as np
 
+from edgewise.edge.apps.vibration import LEVELS, levels, robust_moments, split_in_time
+from edgewise.edge.apps.vibration.diagnosis import BearingGeometry, DiagnosisConfig, healthy_evidence
 from edgewise.edge.bundle import BundleWriter
 from edgewise.edge.progress import log
 from edgewise.edge.sources.recordings import Recording
 
 from .config import EVAL_VARIANTS, VibrationConfig
 from .data import split_recordings
+from .diagnosis import diagnosis_summary, diagnosis_table, plot_envelopes
 from .evaluate import auroc_delta, check_targets, compact, empirical_figures, evaluate_scores
 from .fit import Scores, fit_window
 from .model import keras_predict
 from .report import report_files
+from .robustness import Scorer, ScoreSetup, baseline_scorer, model_scorer, robustness, robustness_targets
 from .sweep import sweep_window_lengths
 from .threshold import normal_threshold
 
@@ -99,12 +103,32 @@ class VibrationTrainer:
         # thresholds from held-out normal scores: validation + out-of-fold training windows
         self.out_of_fold_ = r.out_of_fold(cfg, keras)
         self.thresholds_ = {k: self._threshold(k, v["val"]) for k, v in self.scores_.items()}
+        self.recordings_ = recs
+        self.diagnosis_ = self._diagnosis_config(recs)
         self.fit_seconds_ = time.monotonic() - t0
         # detection vs window length: retrained per length, so part of the fit
         self.window_sweep_ = (
             sweep_window_lengths(recs, cfg, self.sweep, quiet=self.quiet) if self.sweep else None
         )
         return self
+
+    def _diagnosis_config(self, recs: list[Recording]) -> DiagnosisConfig | None:
+        """Bearing geometry from the dataset, the nominal shaft speed from the recordings' RPM,
+        and the evidence level of the healthy train + validation signal (never the test part)."""
+        geo = (self.dataset or {}).get("bearing")
+        if not geo:
+            return None
+        normal, _ = split_recordings(recs)
+        rpms = [float(r.meta["rpm"]) for r in recs if r.meta.get("rpm")]
+        shaft = float(np.median(rpms)) / 60.0 if rpms else None
+        cfg = DiagnosisConfig(BearingGeometry.from_dict(geo), shaft_hz=shaft)
+        end = split_in_time(len(normal.signal), self.config_.split)[1][1]
+        try:
+            level = healthy_evidence(normal.signal[:end], normal.fs, cfg, shaft)
+        except ValueError as e:
+            log(f"diagnosis: no healthy evidence level ({e})", quiet=self.quiet)
+            return cfg
+        return DiagnosisConfig(cfg.geometry, shaft_hz=shaft, healthy_evidence=round(level, 4))
 
     def _threshold(self, scorer: str, val: np.ndarray) -> float:
         """A scorer's threshold: its validation scores + the fold models' out-of-fold scores
@@ -158,18 +182,43 @@ class VibrationTrainer:
         """``config`` of bundle.json: what the device needs to compute the same score and alarm."""
         cfg, r = self.config_, self.window_
         d = r.data
-        return {
+        tr = d["sets"]["train"]
+        centre, spread = robust_moments(levels(tr["ind"][: tr["plain"]]), 0.0)
+        out = {
             "fs": d["fs"],
             "window": cfg.window,
             "hop": cfg.window,
             "features": cfg.features.to_dict(),
             "feature_names": d["fx"].names,
             "baseline": r.baseline.to_dict(),
+            # the level channel (log10 RMS, peak), apart from the model: centre and spread of the
+            # healthy training windows, to be re-learned where the sensor is mounted
+            "levels": {"names": list(LEVELS), "centre": centre.tolist(), "spread": spread.tolist()},
             "alarm": asdict(cfg.alarm()),
+            # input drift reference (edge.drift): level, centroid, spectrum of the healthy training part
+            "drift": self._drift_reference(),
             "dataset": {**(self.dataset or {}), "synthetic": self.synthetic_, "normal": d["normal"],
                         "faults": list(r.zf)},
             "training": cfg.to_dict(),
         }
+        if self.diagnosis_ is not None:
+            out["diagnosis"] = self.diagnosis_.to_dict()
+        return out
+
+    def _drift_reference(self) -> dict[str, Any] | None:
+        """The drift statistics of the healthy training split, half-overlapping windows (None
+        when the split holds too few: the device then skips the drift check)."""
+        from edgewise.edge.apps.vibration import frame_signal
+        from edgewise.edge.drift import DriftReference
+
+        normal, _ = split_recordings(self.recordings_)
+        a, b = split_in_time(len(normal.signal), self.config_.split)[0]
+        w = frame_signal(normal.signal[a:b], self.config_.window, max(1, self.config_.window // 2))
+        try:
+            return DriftReference.fit("vibration", w, fs=normal.fs).to_dict()
+        except ValueError as e:
+            log(f"drift reference: none ({e})", quiet=self.quiet)
+            return None
 
     def _conversion_spec(self, decider: Any) -> Any:
         from edgewise.converters import ConversionSpec
@@ -241,11 +290,61 @@ class VibrationTrainer:
         }
         if self.window_sweep_:
             metrics["window_sweep"] = self.window_sweep_
+        extra_files = self._robustness_and_diagnosis(w, metrics, thr)
         metrics["targets"] = check_targets(metrics)
-        for rel, data in report_files(metrics, scores, thr, r.data, r.history).items():
+        if metrics.get("robustness"):
+            scorer = "tflite_int8" if "tflite_int8" in metrics["robustness"][0]["scorers"] else "keras"
+            metrics["targets"].update(robustness_targets(metrics["robustness"], scorer))
+        if metrics.get("diagnosis"):
+            right = metrics["diagnosis"]["summary"].get("given", {}).get("right", 0)
+            files = metrics["diagnosis"]["summary"]["files"]
+            key = f"diagnosis: right part for >= 80 % of the {files} fault files (speed known)"
+            metrics["targets"][key] = {"value": right, "pass": right >= 0.8 * files}
+        for rel, data in {**report_files(metrics, scores, thr, r.data, r.history), **extra_files}.items():
             w.add_bytes(rel, data)
         w.meta["metrics"]["vibration"] = compact(metrics)
         return metrics
+
+
+    def _robustness_and_diagnosis(
+        self, w: BundleWriter, metrics: dict[str, Any], thr: dict[str, float]
+    ) -> dict[str, bytes]:
+        """The perturbation table (int8 model and baseline at their bundle thresholds, on the
+        held-out healthy test part and every fault file) and the diagnosis of every fault file
+        into ``metrics``; returns the envelope-spectrum figure."""
+        from edgewise.edge.backends import open_model
+
+        cfg, r = self.config_, self.window_
+        normal, faults = split_recordings(self.recordings_)
+        a, b = split_in_time(len(normal.signal), cfg.split)[2]
+        setup = ScoreSetup(r.data["fx"], r.mean, r.std, cfg.hop_normal, cfg.hop_fault)
+        scorers: dict[str, Scorer] = {}
+        meta = w.meta["variants"].get("tflite_int8")
+        model = None
+        if meta is not None:
+            model = open_model(w.root / meta["file"], backend=meta["backend"], threads=self.threads)
+            scorers["tflite_int8"] = model_scorer(model.predict, thr["tflite_int8"])
+        else:
+            scorers["keras"] = model_scorer(keras_predict(r.model), thr["keras"])
+        scorers["baseline"] = baseline_scorer(r.baseline, thr["baseline"])
+        log("robustness: perturbing the held-out healthy part and every fault file ...", quiet=self.quiet)
+        metrics["robustness"] = robustness(normal.signal[a:b], {f.name: f.signal for f in faults}, setup,
+                                           scorers, seed=cfg.seed, quiet=self.quiet)
+        if model is not None:
+            model.close()
+        files: dict[str, bytes] = {}
+        if self.diagnosis_ is not None:
+            sig = {f.name: (f.signal, f.label.removeprefix("synthetic_"),
+                            float(f.meta["rpm"]) / 60 if f.meta.get("rpm") else None) for f in faults}
+            rows = diagnosis_table(sig, normal.fs, self.diagnosis_)
+            metrics["diagnosis"] = {"rows": rows, "summary": diagnosis_summary(rows),
+                                    "config": self.diagnosis_.to_dict()}
+            lab = "SYNTHETIC " if self.synthetic_ else ""
+            files["report/envelope_spectra.png"] = plot_envelopes(
+                sig, normal.fs, self.diagnosis_, rows,
+                f"{lab}squared-envelope spectra (pre-whitened, first {self.diagnosis_.seconds:g} s), "
+                "fault frequencies marked")
+        return files
 
 
 def train_vibration(

@@ -6,6 +6,8 @@
 - ``embed``: the bundle's embedding network and the mirror-averaging (TTA) rule;
 - ``gallery``: enrolled people and their embeddings in one SQLite file;
 - ``match``: best template by cosine similarity, and the bundle's calibrated unknown threshold;
+- ``calibrate``: that threshold for a target false-accept rate, set on identities nobody enrolls
+  (the trainer and ``convert --task face-embedding`` share it);
 - ``app``: ``FaceApp``, the three pipeline stages, emitting an ``Event`` whose answer is the person;
 - ``enroll``: photos or camera shots of one person -> gallery embeddings;
 - ``cli``: ``edgewise run face`` (``run_main``) and ``edgewise enroll`` (``enroll_main``).

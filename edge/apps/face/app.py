@@ -13,17 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ...backends import Model
 from ...bundle import Bundle
 from ...event import Event
 from ...pipeline import Frame
 from ..base import BundleApp
 from ..base import Options as BaseOptions
-from .align import face_crop
 from .detect import Detector, to_bgr
 from .embed import TTA_MODES, FaceEmbedder, bundle_tta, model_tag
 from .gallery import Gallery
-from .match import UNKNOWN, match, unknown_threshold
+from .match import SCORE_RULES, UNKNOWN, Matcher, bundle_fusion, lbp_tag
 
 __all__ = ["FaceApp", "FaceOptions"]
 
@@ -39,9 +40,24 @@ class FaceOptions(BaseOptions):
     far: float | None = field(default=None, metadata={
         "help": "pick the bundle threshold calibrated for this false-accept rate "
         "(e.g. 0.0001; default: the bundle's far_target)"})
+    score: str | None = field(default=None, metadata={
+        "choices": SCORE_RULES,
+        "help": "what the unknown threshold applies to: as-norm = the best cosine normalised against the "
+        "bundle's cohort of non-enrolled identities, cosine = the raw similarity; default: the bundle's"})
     max_faces: int = field(default=5, metadata={"help": "faces matched per frame, largest first (default 5)"})
     preview: str | None = field(default=None, metadata={
         "help": "write annotated frames (boxes, names) into this folder"})
+
+
+def _lbp_templates(gallery: Gallery, bundle: Bundle, names: list[str]) -> np.ndarray | None:
+    """The enrolled people's LBP templates in the order of ``names`` (None when the bundle has no fused
+    rule, or when someone was enrolled without them: the fused rule then says so)."""
+    if bundle_fusion(bundle) is None:
+        return None
+    lbp_names, temps = gallery.templates(model=lbp_tag(bundle))
+    if set(names) - set(lbp_names):
+        return None
+    return temps[[lbp_names.index(n) for n in names]]
 
 
 class FaceApp(BundleApp):
@@ -70,9 +86,11 @@ class FaceApp(BundleApp):
         if self.tta not in TTA_MODES:
             raise ValueError(f"unknown tta mode {self.tta!r}; valid: {', '.join(TTA_MODES)}")
         self.flip = self.tta == "flip"  # "enroll": mirror averaging at enrollment only
-        self.threshold: float = (self.threshold if self.threshold is not None
-                                 else unknown_threshold(bundle, self.tta, self.options.far))
         self.names, self.templates = gallery.templates(model=model_tag(bundle))
+        self.matcher = Matcher(bundle, self.names, self.templates, tta=self.tta, far=self.options.far,
+                               score=self.options.score, threshold=self.threshold,
+                               lbp_templates=_lbp_templates(gallery, bundle, self.names))
+        self.threshold: float = self.matcher.threshold
         self.size = self.embedder.size
         self.preview = Path(self.options.preview) if self.options.preview else None
         if self.preview:
@@ -84,7 +102,7 @@ class FaceApp(BundleApp):
         t0 = time.monotonic()
         dets = sorted(self.detector.detect(img), key=lambda d: -d.box[2] * d.box[3])[: self.options.max_faces]
         t1 = time.monotonic()
-        crops = [face_crop(img, d, self.size) for d in dets]
+        crops = [self.embedder.crop(img, d) for d in dets]
         t2 = time.monotonic()
         return {"dets": dets, "crops": crops, "t": {"detect": t1 - t0, "align": t2 - t1}}
 
@@ -99,10 +117,11 @@ class FaceApp(BundleApp):
         """Match every face against the gallery; the event's answer is the largest face's person."""
         t0 = time.monotonic()
         faces = []
-        for d, (_, how), e in zip(y["dets"], y["crops"], y["emb"], strict=True):
-            who, sim = match(e, self.names, self.templates, self.threshold)
+        for d, (crop, how), e in zip(y["dets"], y["crops"], y["emb"], strict=True):
+            who, score, sim = self.matcher(e, crop)
             faces.append({
-                "person": who, "similarity": round(sim, 4), "box": [round(v, 1) for v in d.box],
+                "person": who, "similarity": round(sim, 4), "score": round(score, 4),
+                "box": [round(v, 1) for v in d.box],
                 "detector_score": round(d.score, 3), "crop": how,
             })
         y["t"]["match"] = time.monotonic() - t0

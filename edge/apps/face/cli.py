@@ -9,17 +9,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import sys
 from pathlib import Path
 
 from ...bundle import load_bundle
 from ...cliargs import Parser, add_quiet, fail
+from ...signing import add_trusted_key
 from ..base import add_option_flags, check_app, options_from
 from ..run import run_app
 from ..settings import RunSettings, run_parser
 from .app import FaceApp, FaceOptions
 from .detect import DETECTOR_FILES, DETECTORS, make_detector
 from .embed import TTA_MODES, FaceEmbedder, bundle_tta, model_tag
-from .enroll import camera_shots, enroll_person, read_photo_folder
+from .enroll import camera_shots, enroll_person, gallery_separation, read_photo_folder
 from .gallery import Gallery
 
 __all__ = ["run_main", "enroll_main"]
@@ -84,6 +86,7 @@ def _enroll_parser() -> argparse.ArgumentParser:
     add_quiet(p)
     p.add_argument("--gallery", required=True, help="SQLite gallery file (created if missing)")
     p.add_argument("--bundle", help="face embedding bundle (needed to enroll)")
+    add_trusted_key(p)
     p.add_argument("--name", help="person to enroll")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--images", help="folder of photos of the person")
@@ -129,6 +132,13 @@ def enroll_main(argv: list[str]) -> int:
             tta = bundle_tta(bundle) if a.tta is None else a.tta
             n = enroll_person(g, a.name, photos, emb, det, tta=tta, keep_images=a.keep_images)
             print(f"enrolled {a.name}: {n} embeddings from {len(photos)} images ({model_tag(bundle)})")
+            sep = gallery_separation(g, bundle, tta)
+            if sep is not None:
+                print(sep.line())
+                if sep.too_close:
+                    print(f"edgewise enroll: warning: {sep.first} and {sep.second} are too close to tell "
+                          "apart with this model: a photo of one may be named as the other (enroll more "
+                          "varied photos of both, or retrain)", file=sys.stderr)
             return 0
     except (ValueError, OSError) as e:
         return fail("edgewise enroll", e)

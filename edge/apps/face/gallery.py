@@ -89,9 +89,11 @@ class Gallery:
 
     def people(self) -> list[dict[str, Any]]:
         """Every person with their embedding count and the models that made them (``enroll --list``)."""
+        # the LBP vectors a fused bundle stores beside each embedding (model "lbp:...") are not counted
         q = (
             "SELECT p.name, p.created, COUNT(e.id), GROUP_CONCAT(DISTINCT e.model) FROM people p "
-            "LEFT JOIN embeddings e ON e.person_id = p.id GROUP BY p.id ORDER BY p.name"
+            "LEFT JOIN embeddings e ON e.person_id = p.id AND e.model NOT LIKE 'lbp:%' "
+            "GROUP BY p.id ORDER BY p.name"
         )
         return [{"name": n, "created": c, "embeddings": k, "model": m or ""}
                 for n, c, k, m in self._db.execute(q)]

@@ -4,6 +4,7 @@
   indicators, shared with training (``edgewise.train.vibration``);
 - ``baseline``: the classical Mahalanobis distance the autoencoder is compared with;
 - ``alarm``: N-of-M debounce with hysteresis;
+- ``diagnosis``: the likely failing bearing part from envelope-spectrum peaks (on an alarm);
 - ``app``: ``VibrationApp``, the three pipeline stages, and the autoencoder's score;
 - ``cli``: ``edgewise run vibration`` (``run_main``);
 - ``cost``: the edge cost per window on one core (``edge_cost``), for benchmarks and the demo.
@@ -22,10 +23,14 @@ from .baseline import Mahalanobis
 from .cli import run_main
 from .features import (
     INDICATORS,
+    LEVELS,
     FeatureConfig,
     FeatureExtractor,
     check_window,
     frame_signal,
+    levels,
+    robust_moments,
+    robust_z,
     split_in_time,
     standardize,
 )
@@ -37,6 +42,10 @@ __all__ = [
     "frame_signal",
     "split_in_time",
     "standardize",
+    "robust_z",
+    "robust_moments",
+    "levels",
+    "LEVELS",
     "reconstruction_error",
     "check_window",
     "Mahalanobis",

@@ -15,6 +15,7 @@ the alarm counts and which events are written.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,8 @@ from ..base import BundleApp
 from ..base import Options as _Options
 from .alarm import AlarmConfig
 from .baseline import Mahalanobis
-from .features import INDICATORS, FeatureConfig, FeatureExtractor, check_window
+from .diagnosis import DiagnosisConfig, SignalBuffer, diagnose
+from .features import INDICATORS, FeatureConfig, FeatureExtractor, check_window, levels
 
 __all__ = ["VibrationApp", "reconstruction_error"]
 
@@ -53,6 +55,16 @@ class VibrationOptions(_Options):
         default=None, metadata={"help": "... out of this many recent windows (default: bundle)"}
     )
     changes_only: bool = field(default=False, metadata={"help": "emit only alarm raised/cleared events"})
+    commissioning: str | None = field(
+        default=None,
+        metadata={"help": "commissioning file to apply (default: <bundle>.commissioning.json beside the "
+                  "bundle, when present; see `edgewise commission vibration`)", "metavar": "FILE"},
+    )
+    rpm: float | None = field(
+        default=None,
+        metadata={"help": "shaft speed (rev/min) for naming the failing bearing part on an alarm "
+                  "(default: estimated from the spectrum near the bundle's nominal speed)"},
+    )
 
 
 class VibrationApp(BundleApp):
@@ -72,6 +84,15 @@ class VibrationApp(BundleApp):
     Options = VibrationOptions
 
     def configure(self) -> None:
+        # this machine's healthy state, learned on the device, in place of the training rig's
+        from .commission import find_commissioning
+
+        found = find_commissioning(self.bundle, getattr(self.options, "commissioning", None))
+        self.commissioning = None if found is None else found[1]
+        if found is not None:
+            self.spec = found[0].apply(self.spec, str(found[1]))
+            logging.getLogger("edgewise.run").info("commissioning: applied %s (%s)", found[1],
+                                                   found[0].created)
         spec, where = self.spec, self.bundle.path
         cfg = spec.config
         for key in ("fs", "window", "features", "alarm"):
@@ -87,6 +108,12 @@ class VibrationApp(BundleApp):
         self.baseline = Mahalanobis.from_dict(cfg["baseline"]) if "baseline" in cfg else None
         baseline_threshold = spec.thresholds.get("baseline")
         self.baseline_threshold = None if baseline_threshold is None else float(baseline_threshold)
+        # the level channel (log10 RMS, peak): reported against the training level, not scored
+        lv = cfg.get("levels")
+        self.level_centre = None if lv is None else np.asarray(lv["centre"], np.float64)
+        # naming the failing part on an alarm, from the last seconds of signal
+        self.diagnosis = DiagnosisConfig.from_bundle(cfg["diagnosis"]) if cfg.get("diagnosis") else None
+        self.buffer = None if self.diagnosis is None else SignalBuffer(self.fs, self.diagnosis.seconds)
 
     def ready(self) -> None:
         assert self.threshold is not None  # uses_threshold: BundleApp read it from the spec
@@ -109,8 +136,11 @@ class VibrationApp(BundleApp):
         if fs is not None:
             self.check_rate(fs)
         w = check_window(frame.data, self.window)
+        if self.buffer is not None:
+            self.buffer.add(w, frame.meta.get("t_signal"))
         feats, ind = self.fx.transform(w, checked=True)
-        return self.spec.input.normalization.apply(feats), ind
+        z = self.spec.input.normalization.apply(feats)
+        return np.clip(z, -self.fx.cfg.z_cap, self.fx.cfg.z_cap, out=z), ind
 
     def infer(self, x: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         z, ind = x
@@ -121,6 +151,17 @@ class VibrationApp(BundleApp):
         values: within 1e-6 relative of the float64 training score)."""
         d = z.ravel() - recon.ravel()
         return float(d @ d) / d.size
+
+    def diagnose(self) -> dict[str, Any]:
+        """The likely failing bearing part from the buffered signal (see ``diagnosis``); a
+        failure to diagnose is reported in the event, never stops the loop."""
+        assert self.diagnosis is not None and self.buffer is not None
+        rpm = self.options.rpm if isinstance(self.options, VibrationOptions) else None
+        try:
+            d = diagnose(self.buffer.signal(), self.fs, self.diagnosis, None if rpm is None else rpm / 60.0)
+        except ValueError as e:
+            return {"part": None, "error": str(e)}
+        return d.to_dict()
 
     def postprocess(self, frame: Frame, y: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Event | None:
         z, recon, ind = y
@@ -141,6 +182,11 @@ class VibrationApp(BundleApp):
             if self.baseline_threshold is not None:
                 extra["baseline_anomalous"] = bool(b > self.baseline_threshold)
         extra["indicators"] = {k: round(v, 6) for k, v in zip(INDICATORS, ind[0].tolist(), strict=True)}
+        if self.level_centre is not None:  # dB above (+) or below (-) the training level
+            lv = 20.0 * (levels(ind)[0] - self.level_centre)
+            extra["level_db"] = {"rms": round(float(lv[0]), 2), "peak": round(float(lv[1]), 2)}
+        if change == "raised" and self.diagnosis is not None and self.buffer is not None:
+            extra["diagnosis"] = self.diagnose()
         return Event(
             app=self.name,
             kind=f"alarm_{change}" if change else "window",

@@ -5,23 +5,41 @@ computes its inputs with ``FeatureExtractor`` from here and the device runs the 
 code per window, so the model sees on the Pi what it was evaluated on. numpy and OpenCV's
 DFT only: no TensorFlow, no scipy.
 
-Per window of ``window`` samples at ``fs`` Hz:
+Per window of ``window`` samples at ``fs`` Hz (its mean removed first, so a DC offset or
+gravity changes nothing):
 
-- log power spectral density in linear frequency bands up to ``spec_fmax`` (the spectrum),
-- log envelope spectrum: the signal band-passed around the structural resonance
-  (``env_lo``..``env_hi``), demodulated (analytic-signal magnitude), and its spectrum in bands
-  up to ``env_fmax`` -- bearing-fault impulse trains show up here at BPFO/BPFI/BSF,
-- classical indicators: RMS, peak, crest factor, kurtosis, skewness.
+- spectral SHAPE: power in ``spec_bands`` overlapping triangular bands spaced evenly in
+  log-frequency from ``spec_fmin`` to ``spec_fmax`` (constant relative bandwidth, about 10 %:
+  a 2 % change of shaft speed moves a line by a fifth of a band, not into another band),
+  divided by the mean band power, plus ``shape_floor``, in log10;
+- envelope spectrum SHAPE: the signal band-passed around the structural resonance
+  (``env_lo``..``env_hi``), demodulated (analytic-signal magnitude), its spectrum in linear
+  bands up to ``env_fmax`` (bearing-fault impulse trains show up at BPFO/BPFI/BSF), divided by
+  the mean band power, plus ``shape_floor``, in log10;
+- the scale-free indicators: crest factor, log10 kurtosis, skewness.
 
-Band levels are PSD averages over bands fixed in Hz, so the feature vector has the same length
-and meaning whatever the window length. The autoencoder reads all of them, standardized with
-the training mean/std stored in the bundle; the classical baseline (``baseline``) reads the
-five indicators.
+All of these are ratios, so a sensor's gain (mounting, cable, ADC range) cannot move them: a
+window scaled by any factor gives the same features. ``shape_floor`` (relative to the mean band)
+keeps bands far below the rest from reading additive noise as a change of shape: white noise at
+20 dB SNR spreads 1 % of the power over every band, well under a floor of 0.1.
+The LEVEL (RMS, peak) is the one thing gain does change; it is kept out of the model and
+travels in its own channel (``levels``), to be judged against this machine's own level.
+
+The raw indicators (RMS, peak, crest factor, kurtosis, skewness) are returned beside the
+features for the classical baseline (``baseline``) and the level channel. The model reads the
+features through ``robust_z``: centred on the training median, divided by a robust spread that
+is never below ``scale_floor`` (a band that barely moved in training cannot turn a tiny change
+into a huge z), and clipped at +-``z_cap`` so no single band can carry a decision. Centre and
+spread are plain arrays in the bundle (``input.normalization``), so they can be re-learned on
+the device from healthy windows without TensorFlow.
+
+Band levels are averages over bands fixed in Hz, so the feature vector has the same length
+and meaning whatever the window length.
 
 >>> fx = FeatureExtractor(fs=12000, window=2048)
 >>> feats, ind = fx.transform(np.random.default_rng(0).normal(size=(2, 2048)))
 >>> feats.shape, ind.shape
-((2, 94), (2, 5))
+((2, 76), (2, 5))
 """
 
 from __future__ import annotations
@@ -41,9 +59,14 @@ __all__ = [
     "split_in_time",
     "check_window",
     "standardize",
+    "robust_z",
+    "robust_moments",
+    "levels",
+    "LEVELS",
 ]
 
 INDICATORS = ("rms", "peak", "crest", "kurtosis", "skewness")
+LEVELS = ("log_rms", "log_peak")  # the level channel: what a sensor's gain changes
 EPS = 1e-12  # keeps logs and divisions finite on a silent window
 
 
@@ -55,12 +78,16 @@ class FeatureConfig:
     ``from_bundle``, which takes none of them.
     """
 
-    spec_bands: int = 64
+    spec_bands: int = 48
+    spec_fmin: float = 50.0  # first band centre: below it, shaft harmonics and cable motion
     spec_fmax: float = 5000.0  # below the anti-alias roll-off of a 48 -> 12 kHz decimation
     env_lo: float = 1500.0
     env_hi: float = 5000.0
     env_bands: int = 25
     env_fmax: float = 500.0  # BPFI of a 6205 at 1797 rpm is 162 Hz; 3x harmonics fit
+    shape_floor: float = 0.1  # relative to the mean band: bands far below it read as the floor
+    scale_floor: float = 0.15  # log10 units: the smallest spread a feature is divided by
+    z_cap: float = 6.0  # |z| cap per feature: one band contributes at most z_cap^2 / dim
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> FeatureConfig:
@@ -122,6 +149,25 @@ def check_window(w: np.ndarray, window: int) -> np.ndarray:
     return w
 
 
+def _log_band_matrix(freqs: np.ndarray, df: float, fmin: float, fmax: float, bands: int) -> np.ndarray:
+    """Weights (bins, bands): triangles evenly spaced in log-frequency, centres ``fmin``..``fmax``,
+    each reaching to its neighbours' centres; every column sums to 1 (a weighted PSD average).
+
+    Each bin is an interval f +- df/2, sampled at 16 points, so a band narrower than a bin
+    still gets its share and any window length gives the same band meaning, only noisier.
+    """
+    ratio = (fmax / fmin) ** (1.0 / max(bands - 1, 1))
+    centres = fmin * ratio ** np.arange(-1, bands + 1)
+    sub = freqs[:, None] + df * ((np.arange(16) + 0.5) / 16 - 0.5)[None, :]
+    lf = np.log(np.maximum(sub, 1e-9))[:, :, None]
+    lc = np.log(centres)
+    lo, mid, hi = lc[:-2], lc[1:-1], lc[2:]
+    tri = np.clip(np.minimum((lf - lo) / (mid - lo), (hi - lf) / (hi - mid)), 0, None).mean(axis=1)
+    if (tri.sum(axis=0) <= 0).any():
+        raise ValueError(f"spectral band {fmin:g}-{fmax:g} Hz holds no FFT bin at resolution {df:g} Hz")
+    return tri / tri.sum(axis=0, keepdims=True)
+
+
 def _band_matrix(freqs: np.ndarray, df: float, edges: np.ndarray) -> np.ndarray:
     """Weights (bins, bands) averaging a PSD over each band, bins as intervals f +- df/2.
 
@@ -148,9 +194,13 @@ class FeatureExtractor:
         self.cfg = config if isinstance(config, FeatureConfig) else FeatureConfig.from_dict(config)
         c = self.cfg
         nyq = self.fs / 2
-        if c.spec_fmax > nyq or c.env_hi > nyq:
+        if not 0 < c.spec_fmin < c.spec_fmax:
+            raise ValueError(f"spec_fmin must be in (0, spec_fmax), got {c.spec_fmin:g}")
+        top = c.spec_fmax * (c.spec_fmax / c.spec_fmin) ** (1.0 / max(c.spec_bands - 1, 1))  # last slope
+        if top > nyq or c.env_hi > nyq:
             raise ValueError(
-                f"feature bands reach {max(c.spec_fmax, c.env_hi):g} Hz, above Nyquist {nyq:g} Hz "
+                f"feature bands reach above Nyquist {nyq:g} Hz (spec_fmax {c.spec_fmax:g}, env_hi "
+                f"{c.env_hi:g}) "
                 f"of fs={self.fs:g}"
             )
         n = self.window
@@ -159,7 +209,7 @@ class FeatureExtractor:
         self._psd_scale = 1.0 / (self.fs * (self._hann**2).sum())
         freqs = np.fft.rfftfreq(n, 1.0 / self.fs)
         df = self.fs / n
-        self._spec_w = _band_matrix(freqs, df, np.linspace(0.0, c.spec_fmax, c.spec_bands + 1))
+        self._spec_w = _log_band_matrix(freqs, df, c.spec_fmin, c.spec_fmax, c.spec_bands)
         band = (freqs >= c.env_lo) & (freqs <= c.env_hi)
         self._env_idx = np.nonzero(band)[0]
         if self._env_idx.size == 0:
@@ -196,15 +246,23 @@ class FeatureExtractor:
         self._env_w2 = np.repeat(env_w, 2, axis=0).astype(np.float32)
         self._env_taper_unit32 = self._env_taper_unit.astype(np.float32)
         self._cv2 = cv2
-        self.dim = c.spec_bands + c.env_bands + len(INDICATORS)
+        self.dim = c.spec_bands + c.env_bands + 3
+
+    @property
+    def spec_centres(self) -> np.ndarray:
+        """Centre frequency (Hz) of each spectral-shape band."""
+        c = self.cfg
+        steps = np.arange(c.spec_bands) / max(c.spec_bands - 1, 1)
+        return c.spec_fmin * (c.spec_fmax / c.spec_fmin) ** steps
 
     @property
     def names(self) -> list[str]:
         c = self.cfg
+        width = c.env_fmax / c.env_bands
         return (
-            [f"spec_{i}" for i in range(c.spec_bands)]
-            + [f"env_{i}" for i in range(c.env_bands)]
-            + ["log_rms", "log_peak", "crest", "log_kurtosis", "skewness"]
+            [f"spec_shape_{f:.0f}Hz" for f in self.spec_centres]
+            + [f"env_shape_{(i + 0.5) * width:.0f}Hz" for i in range(c.env_bands)]
+            + ["crest", "log_kurtosis", "skewness"]
         )
 
     def indicators(self, x: np.ndarray) -> np.ndarray:
@@ -236,7 +294,7 @@ class FeatureExtractor:
         return out
 
     def transform(self, windows: np.ndarray, *, checked: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(n, window) samples -> features (n, dim) float32 and indicators (n, 5) float64.
+        """(n, window) samples -> scale-free features (n, dim) float32 and raw indicators (n, 5) float64.
 
         ``checked``: the caller already verified length and finiteness (``check_window``).
         """
@@ -259,7 +317,8 @@ class FeatureExtractor:
         # DFT (a runtime dependency anyway) costs a third of numpy's on a 2048-sample row; at
         # this size a window's cost is mostly per-call overhead, hence few, fused operations.
         cv2 = self._cv2
-        X = cv2.dft(x.astype(np.float32) * self._hann32, flags=cv2.DFT_ROWS | cv2.DFT_COMPLEX_OUTPUT)
+        xc = (x - x.sum(axis=-1, keepdims=True) / self.window).astype(np.float32)
+        X = cv2.dft(xc * self._hann32, flags=cv2.DFT_ROWS | cv2.DFT_COMPLEX_OUTPUT)
         X = X.reshape(rows, -1)  # interleaved re, im
         sb, j = c.spec_bands, c.spec_bands + c.env_bands
         Xk = X[:, : 2 * self._spec_rows]
@@ -277,26 +336,54 @@ class FeatureExtractor:
         Ek = E[:, : 2 * self._env_rows]
         np.matmul(Ek * Ek, self._env_w2, out=out[:, sb:j])
         out[:, :j] += EPS
+        # shapes: each band over the mean band of its own spectrum, floored, in log10
+        fl = c.shape_floor
+        out[:, :sb] *= 1.0 / out[:, :sb].mean(axis=-1, keepdims=True)
+        out[:, sb:j] *= 1.0 / out[:, sb:j].mean(axis=-1, keepdims=True)
+        out[:, :j] += fl
         np.log10(out[:, :j], out=out[:, :j])
         out[:, j:] = self.indicator_features(ind)
         return out, ind
 
     @staticmethod
     def indicator_features(ind: np.ndarray) -> np.ndarray:
-        """Indicators as features: log10 of RMS, peak and kurtosis (they span decades), crest
-        and skewness as they are."""
-        if ind.shape[0] == 1:  # one window: five Python floats beat seven numpy calls
-            rms, peak, crest, kurt, skew = ind[0].tolist()
-            lg = math.log10
-            return np.array([[lg(rms + EPS), lg(peak + EPS), crest, lg(kurt + EPS), skew]])
-        li = ind.copy()
-        li[:, :2] += EPS
-        li[:, 3] += EPS
-        np.log10(li[:, :2], out=li[:, :2])
-        np.log10(li[:, 3], out=li[:, 3])
+        """The scale-free indicators as features: crest, log10 kurtosis (it spans decades),
+        skewness. RMS and peak are levels (``levels``), not model inputs."""
+        if ind.shape[0] == 1:  # one window: Python floats beat numpy calls
+            _, _, crest, kurt, skew = ind[0].tolist()
+            return np.array([[crest, math.log10(kurt + EPS), skew]])
+        li = ind[:, 2:].copy()
+        li[:, 1] = np.log10(li[:, 1] + EPS)
         return li
+
+
+def levels(ind: np.ndarray) -> np.ndarray:
+    """The level channel (n, 2): log10 RMS and log10 peak of the raw indicators. What a sensor's
+    gain moves, so it is judged against this machine's own level, apart from the model."""
+    ind = np.atleast_2d(np.asarray(ind, np.float64))
+    return np.log10(ind[:, :2] + EPS)
 
 
 def standardize(feats: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """Features in the units the autoencoder was trained on (the bundle's mean/std), float32."""
     return ((np.asarray(feats, np.float32) - mean) / std).astype(np.float32)
+
+
+def robust_moments(feats: np.ndarray, scale_floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature centre (median) and spread (1.4826 x MAD, never below ``scale_floor``).
+
+    Robust to the odd transient among healthy windows; the floor stops a feature that barely
+    moved in training (a steady spectral line) from turning a harmless change into a huge z.
+    Plain arrays, so commissioning can re-learn them on the device from healthy windows.
+    """
+    f = np.asarray(feats, np.float64)
+    med = np.median(f, axis=0)
+    mad = 1.4826 * np.median(np.abs(f - med), axis=0)
+    return med.astype(np.float32), np.maximum(mad, scale_floor).astype(np.float32)
+
+
+def robust_z(feats: np.ndarray, centre: np.ndarray, spread: np.ndarray, cap: float) -> np.ndarray:
+    """Features in model units: ``(x - centre) / spread`` clipped to +-``cap`` (float32); the cap
+    bounds what any one feature can add to a reconstruction error."""
+    z = standardize(feats, centre, spread)
+    return np.clip(z, -cap, cap, out=z)

@@ -33,15 +33,16 @@ def test_run_flags_become_typed_settings() -> None:
         "--status-port", "8081", "--status-host", "0.0.0.0", "--loop", "--realtime", "--latest",
         "--camera-size", "1280x720", "--camera-lores", "320x240", "--camera-format", "YUV420",
         "--camera-stream", "lores", "--camera-fps", "15", "--camera-index", "1",
+        "--give-up-after", "0", "--max-image-pixels", "2000000",
     )
-    assert (s.bundle, s.variant, s.threads) == ("b.bundle", "tflite_int8", 2)
+    assert (s.bundle, s.variant, s.threads, s.give_up_after) == ("b.bundle", "tflite_int8", 2, 0)
     assert (s.max_frames, s.stats) == (7, "st.json")
     assert (s.stats_window, s.log_every) == (50, 30.0)
     assert s.sinks == SinkSettings(jsonl="ev.jsonl", sqlite="ev.db", mqtt_host="broker.lan", mqtt_port=1884,
                                    mqtt_buffer="out.db", device_id="pi-3", status_host="0.0.0.0",
                                    status_port=8081)
     assert s.source == SourceSettings(
-        "parts/", loop=True, realtime=True, latest=True, gray=False,
+        "parts/", loop=True, realtime=True, latest=True, gray=False, max_pixels=2_000_000,
         camera=CameraSettings(size=(1280, 720), format="YUV420", lores=(320, 240), stream="lores", fps=15.0,
                               index=1),
     )
@@ -52,7 +53,8 @@ def test_defaults_write_events_to_stdout_only_and_serve_no_status_page() -> None
     s = _settings()
     assert s.sinks == SinkSettings(jsonl="-", sqlite=None, mqtt_host=None, status_port=None)
     assert s.source.camera == CameraSettings() and not (s.source.loop or s.source.latest or s.source.gray)
-    assert (s.threads, s.max_frames, s.stats, s.stats_window, s.log_every) == (None, None, None, 100_000, 0.0)
+    assert (s.threads, s.max_frames, s.stats, s.stats_window, s.log_every) == (None, None, None, 10_000, 0.0)
+    assert (s.give_up_after, s.source.max_pixels) == (50, 50_000_000)
 
 
 @pytest.mark.parametrize(("flags", "message"), [
@@ -61,6 +63,8 @@ def test_defaults_write_events_to_stdout_only_and_serve_no_status_page() -> None
     (["--mqtt", "broker:abc"], "port 'abc' is not a number"),
     (["--threads", "0"], "--threads 0: must be at least 1"),
     (["--stats-window", "0"], "--stats-window 0: must be at least 1"),
+    (["--give-up-after", "-1"], "--give-up-after -1: must be 0"),
+    (["--max-image-pixels", "0"], "--max-image-pixels 0: must be at least 1"),
 ])
 def test_bad_run_settings_are_refused_at_the_edge(flags: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
@@ -124,11 +128,11 @@ def test_source_is_opened_as_the_settings_say(monkeypatch: pytest.MonkeyPatch) -
         return types.SimpleNamespace(name=spec)
 
     monkeypatch.setattr(run_mod, "open_source", fake_open)
-    src = make_source(SourceSettings("parts/", loop=True, gray=True))
-    assert seen[-1] == ("parts/", {"realtime": False, "loop": True, "gray": True})
+    src = make_source(SourceSettings("parts/", loop=True, gray=True, max_pixels=1000))
+    assert seen[-1] == ("parts/", {"realtime": False, "loop": True, "gray": True, "max_pixels": 1000})
     assert not isinstance(src, LatestFrame)  # a folder is read in the loop's own thread
     assert isinstance(make_source(SourceSettings("clip.mp4", realtime=True, latest=True)), LatestFrame)
-    assert seen[-1] == ("clip.mp4", {"realtime": True})
+    assert seen[-1] == ("clip.mp4", {"realtime": True, "max_pixels": 50_000_000})
     cam = CameraSettings(size=(320, 240), format="YUV420", lores=(160, 120), stream="lores", fps=15.0,
                          index=1)
     src = make_source(SourceSettings("picamera2", loop=True, camera=cam, gray=True))

@@ -12,6 +12,9 @@ from edgewise.edge.apps.vibration import (
     Mahalanobis,
     check_window,
     frame_signal,
+    levels,
+    robust_moments,
+    robust_z,
     split_in_time,
 )
 from edgewise.train.data.synthetic_vibration import FAULT_ORDERS, synthesize
@@ -37,18 +40,43 @@ def test_feature_length_does_not_depend_on_window_length():
     assert len(set(dims.values())) == 1
 
 
-def test_white_noise_band_level_matches_its_power_spectral_density():
-    """Unit-variance white noise at 12 kHz has a one-sided PSD of 2/12000 per Hz."""
+def test_white_noise_has_a_flat_spectral_shape():
+    """White noise puts the same power density in every band: each band at the mean band,
+    log10(1 + shape_floor), whatever the noise level."""
     x = np.random.default_rng(0).normal(size=(64, 4096))
-    f, _ = FeatureExtractor(FS, 4096).transform(x)
-    assert abs(float(np.median(f[:, :64])) - np.log10(2 / FS)) < 0.1
+    fx = FeatureExtractor(FS, 4096)
+    f, _ = fx.transform(x * 0.003)
+    flat = np.log10(1 + fx.cfg.shape_floor)
+    assert abs(float(np.median(f[:, : fx.cfg.spec_bands])) - flat) < 0.02
+
+
+def test_features_do_not_change_with_sensor_gain_or_dc_offset():
+    """Gain (mounting, cable, ADC range) and a DC offset (gravity) move the level channel only."""
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(4, 2048))
+    w[:, ::300] += 6.0
+    fx = FeatureExtractor(FS, 2048)
+    f, ind = fx.transform(w)
+    for g in (0.5, 1.25, 10.0):
+        fg, indg = fx.transform(w * g + 9.81)
+        np.testing.assert_allclose(fg, f, atol=2e-5)
+        np.testing.assert_allclose(levels(indg) - levels(ind), np.log10(g), atol=1e-9)
+
+
+def test_robust_normalisation_floors_the_spread_and_caps_each_feature():
+    rng = np.random.default_rng(3)
+    feats = np.c_[rng.normal(0, 1, 500), np.full(500, 2.0)]  # the second never moved in training
+    centre, spread = robust_moments(feats, scale_floor=0.15)
+    assert spread[1] == np.float32(0.15) and abs(spread[0] - 1) < 0.1 and abs(centre[1] - 2) < 1e-6
+    z = robust_z(np.array([[0.0, 100.0], [0.0, 2.3]]), centre, spread, cap=6.0)
+    assert z[0, 1] == 6.0 and abs(z[1, 1] - 2.0) < 1e-4  # 0.3 / 0.15, not 0.3 / 0
 
 
 def test_sine_lands_in_its_spectrum_band():
     fx = FeatureExtractor(FS, 2048)
     t = np.arange(2048) / FS
     f, ind = fx.transform(np.sin(2 * np.pi * 1000.0 * t))
-    band = int(1000.0 / (fx.cfg.spec_fmax / fx.cfg.spec_bands))
+    band = int(np.argmin(np.abs(fx.spec_centres - 1000.0)))
     assert int(np.argmax(f[0, : fx.cfg.spec_bands])) == band
     assert ind[0, 0] == pytest.approx(1 / np.sqrt(2), rel=0.01)  # RMS of a unit sine
     assert ind[0, 2] == pytest.approx(np.sqrt(2), rel=0.01)  # crest factor
