@@ -249,6 +249,8 @@ def load_bundle(path: str | Path, verify: bool = True,
         raise BundleError(f"{path}: no such bundle")
     if path.is_dir():
         return _load_dir(path, verify, trusted_keys)
+    if path.name == BUNDLE_JSON:
+        raise BundleError(f"{path}: give the bundle folder ({path.parent}), not its bundle.json")
     root = extract_zip(path, unpack_limit_bytes(max_unpacked_mb))
     try:
         shown = f"{path}:" if root.name.startswith(PREFIX) else f"{path}:{root.name}/"

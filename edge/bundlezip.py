@@ -35,6 +35,10 @@ __all__ = ["ENV_MAX_UNPACKED_MB", "DEFAULT_MAX_UNPACKED_MB", "MAX_MEMBERS", "ext
 ENV_MAX_UNPACKED_MB = "EDGEWISE_MAX_UNPACKED_MB"
 DEFAULT_MAX_UNPACKED_MB = 2048.0
 MAX_MEMBERS = 10_000
+# Models and arrays deflate by a few times at most; a zip that claims a hundred times its own size
+# past a few MiB is a bomb, whatever the size limit allows.
+MAX_RATIO = 100.0
+RATIO_FROM_BYTES = 16 * 1024 * 1024
 MB = 1 << 20
 PREFIX = "edgewise-bundle-"
 _STALE = re.compile(rf"^{re.escape(PREFIX)}(\d+)-")
@@ -98,6 +102,10 @@ def extract_zip(path: Path, limit_bytes: int, max_members: int = MAX_MEMBERS) ->
         if total > limit_bytes:
             raise BundleError(f"{path}: unpacks to {total / MB:.1f} MiB, more than the limit of "
                               f"{limit_bytes / MB:g} MiB (--max-unpacked-mb or {ENV_MAX_UNPACKED_MB})")
+        packed = max(1, sum(i.compress_size for i in infos))
+        if total > RATIO_FROM_BYTES and total / packed > MAX_RATIO:
+            raise BundleError(f"{path}: unpacks to {total / MB:.1f} MiB from {packed / MB:.2f} MiB "
+                              f"(ratio {total / packed:.0f}:1, more than {MAX_RATIO:g}:1): a zip bomb, refused")
         dest = _private_dir()
         try:
             _unpack(path, zf, infos, dest, limit_bytes)

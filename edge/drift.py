@@ -43,7 +43,7 @@ from .event import Event
 
 __all__ = [
     "KINDS", "FLOORS", "DriftReference", "DriftMonitor", "Finding", "image_stats", "vibration_stats",
-    "spectrum_scale", "drift_monitors",
+    "spectrum_scale", "drift_monitors", "image_reference",
 ]
 
 log = logging.getLogger("edgewise.drift")
@@ -275,6 +275,25 @@ class DriftReference:
         if bad:
             raise ValueError(f"{where}: unknown statistics {bad}")
         return ref
+
+
+def image_reference(images: Iterable[Any], *, channels: int | None = None, limit: int = 200) -> dict | None:
+    """A trainer's one call: the ``config.drift`` dict of up to ``limit`` training images (arrays
+    or files, read as the device's folder source reads them), or None when fewer than 8 could
+    be read (the device then skips the check)."""
+    import cv2
+
+    arrays = []
+    for im in images:
+        if len(arrays) >= limit:
+            break
+        a = cv2.imread(str(im), cv2.IMREAD_UNCHANGED) if isinstance(im, (str, bytes)) or hasattr(
+            im, "__fspath__") else np.asarray(im)
+        if a is not None and a.size:
+            arrays.append(a)
+    if len(arrays) < 8:
+        return None
+    return DriftReference.fit("image", arrays, channels=channels).to_dict()
 
 
 # --- the check on the device ---------------------------------------------------------------------

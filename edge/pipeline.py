@@ -234,7 +234,7 @@ class Runner:
         self.sinks = list(sinks or [])
         self.window = int(window or DEFAULT_STATS_WINDOW)
         self.give_up_after = give_up_after or 0
-        self.errors = error_log or ErrorLog(log)
+        self.error_log = error_log or ErrorLog(log)
         self._stop = threading.Event()
         self._in_source = False  # waiting for the next frame: a signal interrupts the wait
         self._streak = _Streak()
@@ -281,7 +281,7 @@ class Runner:
             stats.wall_s = time.monotonic() - t_start
             for sig, handler in old.items():
                 signal.signal(sig, handler)
-            self.errors.flush()
+            self.error_log.flush()
             for sink in self.sinks:
                 try:
                     sink.close()
@@ -303,7 +303,7 @@ class Runner:
             finally:
                 self._in_source = False
             self._source_fails = 0
-            self.errors.tick()
+            self.error_log.tick()
             if isinstance(item, FrameError):
                 self._failed(stats, item.kind, item.origin, item.error, item.reason, key_origin=item.origin)
                 continue
@@ -332,7 +332,7 @@ class Runner:
         reason = " ".join(reason.split()) or error  # one line, whatever the exception said
         unexpected = exc is not None and not isinstance(exc, (ValueError, OSError))  # -v shows its traceback
         line = f"{kind} error: {origin} skipped: {reason}"
-        self.errors.report(kind, (kind, error, reason, key_origin), line, exc=exc if unexpected else None)
+        self.error_log.report(kind, (kind, error, reason, key_origin), line, exc=exc if unexpected else None)
         if kind == "sink" or stats.frames_ok or not self.give_up_after:
             return
         sig = (kind, error, reason)

@@ -14,6 +14,7 @@ import numpy as np
 
 from edgewise.converters import ConversionSpec, build_bundle
 from edgewise.converters.package import BuildResult
+from edgewise.edge.drift import image_reference
 from edgewise.edge.evaluate import Decider
 
 from .keras_utils import EpochProgress, tf_setup
@@ -74,7 +75,10 @@ def train_digits(
         input={"layout": "NHWC", "color": "gray", "normalization": {"scale": 1 / 16, "offset": 0}},
         output={"meaning": "class probabilities (softmax)", "kind": "probabilities"},
         labels=[str(i) for i in range(10)],
-        config={"dataset": "scikit-learn digits (UCI, 8x8)", "split": "60/20/20", "seed": seed},
+        config={"dataset": "scikit-learn digits (UCI, 8x8)", "split": "60/20/20", "seed": seed,
+                # input drift reference (edge.drift): training digits as the PNGs export_images writes
+                "drift": image_reference([np.clip(x[..., 0] * 16, 0, 255).astype(np.uint8)
+                                          for x in d["x_train"]], channels=1)},
         metrics={
             "keras_test_accuracy": acc,
             "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()},

@@ -12,7 +12,7 @@ import numpy as np
 from edgewise.edge.apps.face.align import face_crops
 from edgewise.edge.apps.face.detect import YuNetDetector, detector_model_path
 from edgewise.edge.apps.face.embed import TTA_MODES, FaceEmbedder, bundle_tta, crop_template, tta_pair
-from edgewise.edge.apps.face.match import unknown_threshold
+from edgewise.edge.apps.face.match import bundle_score_rule, unknown_threshold
 from edgewise.edge.bundle import load_bundle
 from edgewise.edge.jsonenc import dumps
 from edgewise.edge.progress import log
@@ -123,6 +123,28 @@ def _add_total_times(table: dict[str, dict[str, Any]], timing: list[dict[str, An
             row["total_ms_p50"] = float(da + row.get("classification_ms_p50", 0.0))
 
 
+def _rows_follow_rule(table: dict[str, dict[str, Any]], summary: list[dict[str, Any]], names: list[str],
+                      rule: str) -> None:
+    """The reference table's main embedding rows at the bundle's own score rule (what ``run face`` does
+    by default), from the summary's identical draws; the cosine figures stay as ``cosine_rule``."""
+    if rule == "cosine":
+        return
+    for v in names:
+        row = table.get(f"embedding {v}")
+        tag = "fused" if rule == "fused" else "AS-norm"
+        s = next((r["six_person"] for r in summary if v in r["method"] and tag in r["method"]), None)
+        if row is None or s is None:
+            continue
+        keep = ("accuracy_with_rejection", "enrollment_rate", "false_accept_rate")
+        row["cosine_rule"] = {k: row[k] for k in keep if k in row}
+        acc_s, n_s = (int(x) for x in s["strangers_accepted"].split("/"))
+        row.update(rule=rule, threshold=s["threshold"], accuracy_with_rejection=s["accuracy_with_strangers"],
+                   accuracy_with_rejection_probes_only=s["accuracy_probes_only"],
+                   enrollment_rate=s["enrollment_rate"],
+                   accepted=s["probes_accepted"], strangers=n_s, strangers_accepted=acc_s,
+                   false_accept_rate=s["stranger_acceptance"])
+
+
 def bench_face(data: Path, bundle_path: Path, out: Path, *, detector_model: Path, threads: list[int],
                repeats: int = 10, p0: float = 0.85, variants: list[str] | None = None, iterations: int = 50,
                seed: int = 0, quiet: bool = False) -> dict[str, Any]:
@@ -176,9 +198,12 @@ def bench_face(data: Path, bundle_path: Path, out: Path, *, detector_model: Path
     methods, extra = summary_methods(bundle, names, plain, mirror, aligned, unaligned, tta, far0, threshold)
     summary = summary_table(methods, extra, labels, repeats, seed, timing,
                             {k: v["ms_p50"] for k, v in classic.items()})
+    rule = bundle_score_rule(bundle)
+    _rows_follow_rule(table, summary, names, rule)
     result = {
         "host": host_info(), "threads": threads, "bundle": str(bundle_path), "bundle_name": bundle.name,
         "unknown_threshold": threshold, "far_target": far0, "tta": tta, "detector": str(detector_model.name),
+        "score_rule": rule,
         "protocol": {"repeats": repeats, "people": 6, "enroll_per_person": 5, "p0": p0,
                      "strangers": "all images of the other 34 ORL people", "seed": seed},
         "alignment": {k: how.count(k) for k in sorted(set(how))},

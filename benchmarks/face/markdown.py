@@ -37,7 +37,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"Host: {h['machine']} {h['cpu']} ({h['cores']} cores), threads {r['threads']}; "
         f"unknown threshold {r['unknown_threshold']:.4f} (from the bundle: calibrated on held-out training "
         f"identities for {far_txt}, never on ORL); test-time augmentation "
-        f"{r.get('tta', 'none')}; detector {r['detector']}.",
+        f"{r.get('tta', 'none')}; detector {r['detector']}; the main embedding rows decide with the bundle's "
+        f"score rule ({r.get('score_rule', 'cosine')}; the threshold above is the cosine rule's).",
         "",
         f"## Reference protocol on ORL: 6 people x 5 enrollment images, 5 probes each, 34 strangers "
         f"x 10 images; {r['protocol']['repeats']} random draws pooled",

@@ -153,6 +153,7 @@ def six_person_summary(m: ScoreMethod, labels: np.ndarray, repeats: int, seed: i
         acc_strangers += int(accept[len(probe):].sum())
     return {"accuracy_no_rejection": correct / probes,
             "accuracy_with_strangers": acc_correct / max(acc_probes + acc_strangers, 1),
+            "accuracy_probes_only": acc_correct / max(acc_probes, 1),
             "enrollment_rate": acc_probes / probes, "stranger_acceptance": acc_strangers / strangers,
             "strangers_accepted": f"{acc_strangers}/{strangers}", "probes_accepted": f"{acc_probes}/{probes}",
             "threshold": m.threshold}

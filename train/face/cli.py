@@ -81,10 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", choices=TTA_MODES, default="flip",
                    help="test-time augmentation the bundle asks the edge for: flip = image + mirror "
                    "averaged at enrollment and per live face, enroll = at enrollment only, none")
-    p.add_argument("--score", choices=SCORE_RULES, default="as-norm",
-                   help="the rule the bundle's default operating point uses: as-norm = the cosine normalised "
-                   "against a stored cohort of training identities (thresholds hold across capture "
-                   "conditions, docs/face.md), cosine = the raw similarity; both are calibrated and stored")
+    p.add_argument("--score", choices=SCORE_RULES, default="fused",
+                   help="the rule of the bundle's default operating point: fused = cosine and LBP-histogram "
+                   "affinity of the aligned crop, standardised and averaged (chosen on the leave-one-dataset-"
+                   "out tables, docs/face.md); cosine = the raw similarity; as-norm = the cosine normalised "
+                   "against a stored cohort of training identities. All three are calibrated and stored; "
+                   "`run face --score` picks another")
     p.add_argument("--augmentation", choices=AUGMENTATIONS, default="strong",
                    help="training augmentation: strong adds blur, noise and stronger geometry/light changes")
     p.add_argument("--detector-model", help="YuNet .onnx used to align the training faces "

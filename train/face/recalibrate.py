@@ -56,7 +56,7 @@ def recalibrate(bundle: str | Path, data: str | Path, out: str | Path, *, far: f
                 tta: str = "flip", fars: tuple[float, ...] = FARS,
                 detector_model: str | Path | None = None,
                 people: list[str | Path] | None = None, variant: str = "tflite_float32", threads: int = 1,
-                seed: int = 0, score: str = "as-norm", quiet: bool = False) -> dict[str, Any]:
+                seed: int = 0, score: str = "fused", quiet: bool = False) -> dict[str, Any]:
     """Re-derive a bundle's unknown thresholds (every TTA mode x FAR) without retraining.
 
     Uses exactly the identities the bundle lists as held out of its training

@@ -45,7 +45,7 @@ class FaceTrainer:
                  people: list[str | Path] | None = None, variants: list[str] | None = None,
                  width: float = 1.0, size: int = SIZE, sets: list[str] | None = None, margin: float = 0.35,
                  lr: float = 3e-3, tta: str = "flip", augmentation: str = "strong",
-                 fars: tuple[float, ...] = FARS, score: str = "as-norm", quiet: bool = False) -> None:
+                 fars: tuple[float, ...] = FARS, score: str = "fused", quiet: bool = False) -> None:
         self.score = score
         self.epochs, self.far, self.holdout, self.seed, self.threads = epochs, far, holdout, seed, threads
         self.detector_model, self.people, self.variants, self.sets = detector_model, people, variants, sets
@@ -123,6 +123,7 @@ class FaceTrainer:
 
     def _conversion_spec(self) -> Any:
         from edgewise.converters import ConversionSpec
+        from edgewise.edge.drift import image_reference
         from edgewise.edge.evaluate import Decider
 
         thr, tr, ho = self.threshold_, self.train_, self.heldout_
@@ -146,6 +147,8 @@ class FaceTrainer:
                 "train_sets": sorted({n.split("/")[0] for n in tr.names}),
                 "heldout_identities": ho.names,
                 "seed": self.seed,
+                # input drift reference (edge.drift): training crops, as the device's aligned crops
+                "drift": image_reference(list(tr.x[:: max(1, len(tr.x) // 200)]), channels=1),
             },
             metrics={k: v for k, v in self.metrics_.items() if k != "history"},
             decider=Decider(kind="none", metric_fn=pair_auc, metric_name="pair_auroc"),
@@ -184,7 +187,7 @@ def train_face(data: str | Path, out: str | Path, *, epochs: int = 90, far: floa
                people: list[str | Path] | None = None, variants: list[str] | None = None,
                width: float = 1.0, size: int = SIZE, sets: list[str] | None = None, margin: float = 0.35,
                lr: float = 3e-3, tta: str = "flip", augmentation: str = "strong",
-               fars: tuple[float, ...] = FARS, score: str = "as-norm", quiet: bool = False) -> dict[str, Any]:
+               fars: tuple[float, ...] = FARS, score: str = "fused", quiet: bool = False) -> dict[str, Any]:
     """The whole workstation side: align -> train -> calibrate -> convert -> report. Returns metrics."""
     trainer = FaceTrainer(epochs=epochs, far=far, holdout=holdout, seed=seed, threads=threads,
                           detector_model=detector_model, people=people, variants=variants, width=width,

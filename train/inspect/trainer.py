@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edgewise.edge.apps.inspect import NearestGood
+from edgewise.edge.drift import image_reference
 from edgewise.edge.evaluate import Decider, auroc
 from edgewise.edge.progress import Bar, debug, log
 
@@ -237,6 +238,9 @@ class InspectTrainer:
                 "counts": self.parts_.describe(),
             },
             "dataset": self.data_name_,
+            # input drift reference (edge.drift): the good training parts as the camera gives them
+            "drift": image_reference([p.path for p in self.parts_.split["train"] if p.label == 0],
+                                     channels=1),
         }
 
 

@@ -42,8 +42,9 @@ class FaceOptions(BaseOptions):
         "(e.g. 0.0001; default: the bundle's far_target)"})
     score: str | None = field(default=None, metadata={
         "choices": SCORE_RULES,
-        "help": "what the unknown threshold applies to: as-norm = the best cosine normalised against the "
-        "bundle's cohort of non-enrolled identities, cosine = the raw similarity; default: the bundle's"})
+        "help": "what the unknown threshold applies to: fused = cosine and LBP histograms of the crop, "
+        "standardised and averaged; cosine = the raw similarity; as-norm = the cosine normalised against "
+        "the bundle's cohort of non-enrolled identities; default: the bundle's"})
     max_faces: int = field(default=5, metadata={"help": "faces matched per frame, largest first (default 5)"})
     preview: str | None = field(default=None, metadata={
         "help": "write annotated frames (boxes, names) into this folder"})
@@ -105,6 +106,11 @@ class FaceApp(BundleApp):
         crops = [self.embedder.crop(img, d) for d in dets]
         t2 = time.monotonic()
         return {"dets": dets, "crops": crops, "t": {"detect": t1 - t0, "align": t2 - t1}}
+
+    def drift_samples(self, frame: Frame, x: dict[str, Any]) -> list[Any]:
+        """What input drift compares with the training crops (``edge.drift``): the aligned face
+        crops the network sees, not the whole camera frame."""
+        return [c for c, _ in x["crops"]]
 
     def infer(self, x: dict[str, Any]) -> dict[str, Any]:
         """Embed every crop (and its mirror in ``flip`` mode)."""

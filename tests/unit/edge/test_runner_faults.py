@@ -369,3 +369,14 @@ def test_many_distinct_errors_stay_within_the_line_budget(caplog: pytest.LogCapt
             elog.report("model", ("model", i), f"model error: {i}")
         elog.flush()
     assert len(caplog.records) <= 2 * (10 + 1) + 1
+
+
+def test_the_status_page_shows_errors_by_kind():
+    from edgewise.edge.status import live_stats
+
+    runner = Runner(FaultyApp(pre={0}, model={1}))
+    runner.run(ListSource(frames(5)))
+    st = live_stats(runner)
+    kinds = st["errors_by_kind"]
+    assert st["errors"] == 2 and kinds["preprocess"] == 1 and kinds["model"] == 1
+    assert st["end_to_end"]["n"] == 3

@@ -114,3 +114,11 @@ def test_an_all_corrupt_folder_exits_1_with_one_line(tmp_path: Path, digits_bund
     assert r.stderr.strip().splitlines()[-1] == (
         "edgewise run classify: error: the source delivered no frame (errors: decode 3)")
     assert "Traceback" not in r.stderr
+
+
+def test_samples_piped_into_stdin_are_read_from_its_descriptor_to_the_end():
+    data = "".join(f"{i % 7 / 10}\n" for i in range(8 * 50)) + "not a number\n" + "0.5\n" * 7
+    r = subprocess.run([sys.executable, "-c", STDIN_RUN], input=data, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "frames=51 events=51 errors=0" in r.stderr  # the NaN window is scored too: Mean has no check
