@@ -30,7 +30,7 @@ from pathlib import Path
 from .spec import BundleError
 
 __all__ = ["ENV_MAX_UNPACKED_MB", "DEFAULT_MAX_UNPACKED_MB", "MAX_MEMBERS", "extract_zip", "remove_extracted",
-           "unpack_limit_bytes"]
+           "unpack_limit_bytes", "use_unpack_limit"]
 
 ENV_MAX_UNPACKED_MB = "EDGEWISE_MAX_UNPACKED_MB"
 DEFAULT_MAX_UNPACKED_MB = 2048.0
@@ -46,11 +46,21 @@ _STALE = re.compile(rf"^{re.escape(PREFIX)}(\d+)-")
 _lock = threading.Lock()
 _extracted: set[Path] = set()
 _hooked = False
+# Set once per command from ``--max-unpacked-mb`` (``use_unpack_limit``), so every loader the
+# command reaches applies the same limit without the flag threaded through each call.
+_process_limit_mb: float | None = None
+
+
+def use_unpack_limit(max_unpacked_mb: float | None) -> None:
+    """Make ``max_unpacked_mb`` the limit of every later ``load_bundle`` in this process (None: default)."""
+    global _process_limit_mb
+    _process_limit_mb = max_unpacked_mb
 
 
 def unpack_limit_bytes(max_unpacked_mb: float | None = None) -> int:
-    """The unpacked-size limit in bytes: the argument, else ``$EDGEWISE_MAX_UNPACKED_MB``, else 2048 MiB."""
-    value: object = max_unpacked_mb
+    """The unpacked-size limit in bytes: the argument, else the command's ``--max-unpacked-mb``, else
+    ``$EDGEWISE_MAX_UNPACKED_MB``, else 2048 MiB."""
+    value: object = max_unpacked_mb if max_unpacked_mb is not None else _process_limit_mb
     source = "--max-unpacked-mb"
     if value is None:
         value, source = os.environ.get(ENV_MAX_UNPACKED_MB) or DEFAULT_MAX_UNPACKED_MB, ENV_MAX_UNPACKED_MB
@@ -105,7 +115,8 @@ def extract_zip(path: Path, limit_bytes: int, max_members: int = MAX_MEMBERS) ->
         packed = max(1, sum(i.compress_size for i in infos))
         if total > RATIO_FROM_BYTES and total / packed > MAX_RATIO:
             raise BundleError(f"{path}: unpacks to {total / MB:.1f} MiB from {packed / MB:.2f} MiB "
-                              f"(ratio {total / packed:.0f}:1, more than {MAX_RATIO:g}:1): a zip bomb, refused")
+                              f"(ratio {total / packed:.0f}:1, more than {MAX_RATIO:g}:1): "
+                              "a zip bomb, refused")
         dest = _private_dir()
         try:
             _unpack(path, zf, infos, dest, limit_bytes)

@@ -134,8 +134,21 @@ def add_quiet(p: argparse.ArgumentParser) -> None:
 
 
 def add_unpack_limit(p: argparse.ArgumentParser) -> None:
-    """``--max-unpacked-mb``: how large a ``.zip`` bundle may unpack to, checked before writing."""
-    p.add_argument("--max-unpacked-mb", type=float, metavar="MIB",
+    """``--max-unpacked-mb``: how large a ``.zip`` bundle may unpack to, checked before writing.
+
+    Parsing the flag sets the limit for every bundle this command opens (building the parser
+    resets it, so a second ``main`` in one process starts from the default).
+    """
+    from .bundlezip import use_unpack_limit
+
+    class _Limit(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any,
+                      option: str | None = None) -> None:
+            setattr(ns, self.dest, value)
+            use_unpack_limit(value)
+
+    use_unpack_limit(None)
+    p.add_argument("--max-unpacked-mb", type=float, metavar="MIB", action=_Limit,
                    help="refuse a .zip bundle whose files add up to more than this "
                         "(default: $EDGEWISE_MAX_UNPACKED_MB, else 2048)")
 

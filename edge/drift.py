@@ -43,7 +43,7 @@ from .event import Event
 
 __all__ = [
     "KINDS", "FLOORS", "DriftReference", "DriftMonitor", "Finding", "image_stats", "vibration_stats",
-    "spectrum_scale", "drift_monitors", "image_reference",
+    "spectrum_scale", "rate_mismatch", "drift_monitors", "image_reference",
 ]
 
 log = logging.getLogger("edgewise.drift")
@@ -179,6 +179,16 @@ def spectrum_scale(recent: np.ndarray, reference: np.ndarray, *, ratio: float | 
         if c > best_c:
             best, best_c = s, c
     return float(ratio**best), best_c, c0
+
+
+def rate_mismatch(r: float, c: float, c0: float, *, least: float = SPECTRUM_MIN, fair: bool = True) -> bool:
+    """Whether ``spectrum_scale``'s answer says the declared rate is wrong: the best shift is
+    more than ~15 % away, the shifted spectrum matches well (``least``; or, with ``fair``,
+    fairly: 0.1 less when it gains 0.3) and clearly better than the unshifted one."""
+    if abs(math.log(r)) <= 0.15:
+        return False
+    gain = c - c0
+    return (c >= least and gain >= SPECTRUM_GAIN) or (fair and c >= least - 0.1 and gain >= 2 * SPECTRUM_GAIN)
 
 
 # --- the reference stored in the bundle ----------------------------------------------------------
@@ -408,7 +418,7 @@ class DriftMonitor:
                                    f"{ref.profile_limit:.2f})"))
         elif ref.kind == "vibration" and prof.shape == refp.shape:
             r, c, c0 = spectrum_scale(prof, refp)
-            if abs(math.log(r)) > 0.15 and c >= SPECTRUM_MIN and c - c0 >= SPECTRUM_GAIN:
+            if rate_mismatch(r, c, c0):
                 fs = float(self.fs or 0)
                 out.append(Finding(
                     "sampling_rate", 1.0, r, None,

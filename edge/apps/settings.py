@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
-from ..cliargs import Parser, add_quiet
+from ..cliargs import Parser, add_quiet, add_unpack_limit
 from ..pipeline import DEFAULT_GIVE_UP_AFTER
 from ..runstats import DEFAULT_STATS_WINDOW
 from ..signing import add_trusted_key
@@ -198,6 +198,7 @@ def add_run_args(p: argparse.ArgumentParser, *, unit: str = "frame", threads: in
     p.add_argument("--log-every", type=float, default=0, metavar="SECONDS",
                    help="log a one-line JSON stats summary this often (for the service journal)")
     add_trusted_key(p)
+    add_unpack_limit(p)
     add_sink_args(p)
 
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ...bundle import load_bundle
-from ...cliargs import Parser, add_quiet, fail
+from ...cliargs import Parser, add_quiet, add_unpack_limit, fail
 from ...signing import add_trusted_key
 from ..base import add_option_flags, check_app, options_from
 from ..run import run_app
@@ -87,6 +87,7 @@ def _enroll_parser() -> argparse.ArgumentParser:
     p.add_argument("--gallery", required=True, help="SQLite gallery file (created if missing)")
     p.add_argument("--bundle", help="face embedding bundle (needed to enroll)")
     add_trusted_key(p)
+    add_unpack_limit(p)
     p.add_argument("--name", help="person to enroll")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--images", help="folder of photos of the person")

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ...bundle import BUNDLE_JSON, Bundle
-from ...drift import DriftReference, spectrum_scale
+from ...drift import DriftReference, rate_mismatch, spectrum_scale
 from ...evaluate import threshold_for_false_alarm
 from ...spec import BundleError, BundleSpec, Normalization, Thresholds
 from .baseline import Mahalanobis
@@ -349,6 +349,9 @@ def _checks(st: WindowStats, spec: BundleSpec, s: CommissionSettings) -> list[Ch
                      f"{100 * dead:.1f} % flat windows" + ("" if dead <= s.dead_fraction else
                                                           ": dead or disconnected sensor?")))
     clip = (st.at_lo + st.at_hi) / max(st.samples, 1)
+    if dead > s.dead_fraction:  # a flat signal sits at its own extremes: not clipping
+        out.append(Check("clipping", True, "not checked (flat signal)"))
+        return out
     ok = clip <= s.clip_fraction
     out.append(Check("clipping", ok, f"{100 * clip:.3f} % of samples at the extremes ({st.lo:.4g}, "
                                      f"{st.hi:.4g})" + ("" if ok else ": the signal is clipped (lower the "
@@ -362,15 +365,15 @@ def _checks(st: WindowStats, spec: BundleSpec, s: CommissionSettings) -> list[Ch
         mine = st.drift_reference()
         r, c, c0 = (1.0, 1.0, 1.0) if mine is None else spectrum_scale(np.asarray(mine.profile),
                                                                        np.asarray(ref.profile))
-        need = s.spectrum_min
+        need, fair = s.spectrum_min, True
     else:  # older bundles: the training median of the spectral-shape features
         sb = cfg.spec_bands
         med = np.median(np.asarray(st.feats), axis=0)[:sb]
         centre = np.asarray(spec.input.normalization.mean, np.float64)[:sb]
         r, c, c0 = spectrum_scale(med, centre, ratio=(cfg.spec_fmax / cfg.spec_fmin) ** (1 / max(sb - 1, 1)),
                                   max_shift=sb // 3)
-        need = max(s.spectrum_min, 0.9)  # the floored shape features say less: ask for more
-    wrong = abs(math.log(r)) > 0.15 and c >= need and c - c0 >= 0.15
+        need, fair = max(s.spectrum_min, 0.9), False  # the floored shape features say less: ask more
+    wrong = rate_mismatch(r, c, c0, least=need, fair=fair)
     out.append(Check(
         "sampling_rate", not wrong,
         f"spectrum matches the training one as declared (correlation {c0:.2f})" if not wrong else
@@ -393,15 +396,17 @@ def _mse(model: Any, z: np.ndarray) -> np.ndarray:
 
 def commission(bundle: Bundle, st: WindowStats, settings: CommissionSettings | None = None, *,
                source: dict[str, Any] | None = None, threads: int | None = 1,
-               models: dict[str, Any] | None = None) -> tuple[Commissioning | None, list[Check]]:
+               models: dict[str, Any] | None = None,
+               force: bool = False) -> tuple[Commissioning | None, list[Check]]:
     """Learn this machine's healthy state from the windows in ``st``; (None, checks) when a
-    plausibility check failed. ``models``: already open variants (tests), else every variant."""
+    plausibility check failed (unless ``force``: the failed checks are then recorded in the file).
+    ``models``: already open variants (tests), else every variant."""
     from ... import __version__
 
     s = settings or CommissionSettings()
     spec = bundle.spec
     checks = _checks(st, spec, s)
-    if not all(c.ok for c in checks):
+    if not all(c.ok for c in checks) and not (force and checks[0].ok):  # never without enough windows
         return None, checks
     target = s.target_far if s.target_far is not None else float(spec.thresholds.get("target_far", 0.01))
     if not 0 < target < 1:
@@ -562,6 +567,9 @@ def commission_main(argv: list[str]) -> int:
     p.add_argument("--out",
                    help="commissioning file (default: beside the bundle, <bundle>.commissioning.json)")
     p.add_argument("--threads", type=int, default=1, help="inference threads")
+    p.add_argument("--force", action="store_true",
+                   help="write the file even when a plausibility check fails (recorded in it); never "
+                        "with too few windows")
     a = p.parse_args(argv)
     try:
         if a.minutes <= 0:
@@ -584,7 +592,7 @@ def commission_main(argv: list[str]) -> int:
         seconds = 0.0 if not st.t else st.t[-1] + fx.window / fx.fs
         settings = CommissionSettings(target_far=a.target_far, min_windows=a.min_windows,
                                       learn_levels=not a.no_levels)
-        c, checks = commission(bundle, st, settings, threads=a.threads,
+        c, checks = commission(bundle, st, settings, threads=a.threads, force=a.force,
                                source={"name": getattr(src, "name", a.source), "hop": hop,
                                        "seconds": round(seconds, 3)})
         path = None

@@ -474,6 +474,16 @@ def test_info_takes_the_unpack_limit_as_a_flag(tmp_path: Path, private_tmp, caps
                    f"(--max-unpacked-mb or EDGEWISE_MAX_UNPACKED_MB)")
 
 
+def test_run_commands_take_the_unpack_limit_as_a_flag(tmp_path: Path, private_tmp, capsys) -> None:
+    from edgewise.edge.cli import main
+
+    z = _zip(tmp_path, {"bundle.json": b"{}", "zeros.bin": b"\x00" * (3 << 20)})
+    assert main(["run", "classify", "--bundle", str(z), "--source", str(tmp_path), "--max-unpacked-mb", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgewise run classify: error: ") and "more than the limit of 2 MiB" in err
+    assert "\n" not in err and list(private_tmp.iterdir()) == []
+
+
 def test_a_member_larger_than_its_directory_entry_is_stopped_while_unpacking(tmp_path: Path,
                                                                              private_tmp) -> None:
     """The directory says 10 bytes, the data inflates to 4 MiB: unpacking stops, nothing is left."""
