@@ -131,7 +131,7 @@ def _evaluate(sn: np.ndarray, sf: dict[str, np.ndarray], t: float) -> dict[str, 
 
 
 def robustness_rows(
-    bundle: Bundle, data: BenchSet, variant: str | None, threads: int, quick: bool
+    bundle: Bundle, data: BenchSet, variant: str | None, threads: int, quick: bool, quiet: bool = False
 ) -> list[dict[str, Any]]:
     """The perturbation table on these recordings: ``variant`` (the deployed model) and the
     baseline at their bundle thresholds."""
@@ -145,7 +145,7 @@ def robustness_rows(
     scorers["baseline"] = baseline_scorer(Mahalanobis.from_dict(bundle.spec.config["baseline"]),
                                           float(th.get("baseline")))
     try:
-        return robustness(data.healthy_signal(), data.faults, setup, scorers, quick=quick, quiet=False)
+        return robustness(list(data.healthy.values()), data.faults, setup, scorers, quick=quick, quiet=quiet)
     finally:
         if model is not None:
             model.close()
@@ -428,7 +428,7 @@ def bench_main(argv: list[str]) -> int:
         r["detection_threads"] = a.threads
         deployed = "tflite_int8" if "tflite_int8" in variants else (variants[0] if variants else None)
         log("robustness: perturbing every recording ...", quiet=a.quiet)
-        r["robustness"] = robustness_rows(bundle, sets, deployed, a.threads, a.quick)
+        r["robustness"] = robustness_rows(bundle, sets, deployed, a.threads, a.quick, a.quiet)
         r["diagnosis"] = diagnosis_rows(bundle, sets)
     else:
         log("no --files/--healthy and no --data / EDGEWISE_DATA: detection figures skipped (cost only)",

@@ -113,10 +113,6 @@ class BenchSet:
     part: dict[str, str | None] = field(default_factory=dict)
     source: str = ""
 
-    def healthy_signal(self) -> np.ndarray:
-        """All healthy recordings end to end (windows are cut per recording by ``windows``)."""
-        return np.concatenate(list(self.healthy.values())) if self.healthy else np.empty(0)
-
     def healthy_windows(self, window: int, hop: int) -> np.ndarray:
         parts = [frame_signal(x, window, hop) for x in self.healthy.values()]
         return np.concatenate(parts) if parts else np.empty((0, window))

@@ -80,6 +80,8 @@ COMMANDS: dict[str, Command] = {
                       "deploy a bundle to a Raspberry Pi over SSH (atomic switch, rollback)"),
     "verify": Command("edgewise.edge.device.verify", "verify_main",
                       "check a bundle on an emulated Raspberry Pi CPU (arm64) before flashing"),
+    "project": Command("edgewise.edge.device.project.cli", "project_main",
+                       "projected Pi 4 / Pi 5 time per inference per variant (compute-bound lower bound)"),
 }
 
 # commands that are only groups: the next word picks the application

@@ -19,10 +19,11 @@ trainers and the device):
   centroid (octaves) and the spectrum's shape on log-spaced bands, whose best shift against
   the training spectrum estimates the ratio of the true sampling rate to the declared one.
 
-Each scalar is judged on the median of the recent samples against the training median, in
-units of the training spread (robust: 1.4826 x MAD) and never for less than a stated
-physical amount (``FLOORS``), so a steady signal's tiny spread cannot turn a harmless change
-into a warning. numpy and OpenCV only.
+Each scalar is judged on the median of the recent samples against the training median: it
+must move by more than ``Z_LIMIT`` standard errors (the training spread, 1.4826 x MAD, over
+the square root of at most ``N_EFF`` samples: recent samples are correlated) and by more than
+a stated physical amount (``FLOORS``), so a steady signal's tiny spread cannot turn a
+harmless change into a warning. numpy and OpenCV only.
 
 >>> ref = DriftReference.fit("vibration", windows, fs=12000)          # doctest: +SKIP
 >>> mon = DriftMonitor(ref); [mon.observe_sample(w) for w in windows]  # doctest: +SKIP
@@ -61,7 +62,8 @@ FLOORS: dict[str, float] = {
     "level_db": 3.0,  # dB RMS
     "centroid_oct": 0.25,  # octaves
 }
-Z_LIMIT = 5.0  # robust spreads of the recent median from the training median
+Z_LIMIT = 5.0  # standard errors of the recent median from the training median
+N_EFF = 4  # independent samples the recent ones are worth at most
 HIST_FLOOR = 0.10  # total-variation distance of the recent mean histogram (0..1)
 SPECTRUM_GAIN = 0.15  # correlation a shifted spectrum must gain over the unshifted one
 SPECTRUM_MIN = 0.8  # correlation the shifted spectrum must reach
@@ -83,14 +85,19 @@ def _as_image(img: np.ndarray, channels: int | None = None) -> np.ndarray:
         a = a[..., 0]
     if a.ndim not in (2, 3):
         raise ValueError(f"drift: an image has shape {a.shape}, expected (h, w) or (h, w, c)")
-    if a.dtype.kind == "f" and a.size and float(np.nanmax(a)) <= 1.0:
+    if a.ndim == 3 and a.shape[-1] > 3:
+        a = a[..., :3]
+    if a.dtype not in (np.uint8, np.float32):
+        a = a.astype(np.float32)
+    # shrink first (the full frame is touched once, by OpenCV), then colour and scale
+    a = cv2.resize(a, (IMAGE_SIDE, IMAGE_SIDE), interpolation=cv2.INTER_AREA).astype(np.float32)
+    if a.size and float(np.nanmax(a)) <= 1.0 and np.asarray(img).dtype.kind == "f":
         a = a * 255.0  # images in 0..1
-    a = np.clip(np.nan_to_num(a.astype(np.float32)), 0, 255)
+    a = np.clip(np.nan_to_num(a), 0, 255)
     if channels == 1 and a.ndim == 3:
-        a = cv2.cvtColor(a[..., :3], cv2.COLOR_BGR2GRAY)
+        a = cv2.cvtColor(a, cv2.COLOR_BGR2GRAY)
     elif channels == 3 and a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=-1)
-    a = cv2.resize(a, (IMAGE_SIDE, IMAGE_SIDE), interpolation=cv2.INTER_AREA)
     return a if a.ndim == 3 else a[..., None]
 
 
@@ -127,7 +134,7 @@ def _spectrum_bands(fs: float, n: int) -> np.ndarray:
     return overlap / (edges[1:] - edges[:-1])[None, :]
 
 
-_BANDS_CACHE: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
+_BANDS_CACHE: dict[tuple[float, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
 def vibration_stats(window: np.ndarray, fs: float) -> tuple[dict[str, float], np.ndarray]:
@@ -142,9 +149,11 @@ def vibration_stats(window: np.ndarray, fs: float) -> tuple[dict[str, float], np
     if key not in _BANDS_CACHE:
         if len(_BANDS_CACHE) > 8:
             _BANDS_CACHE.clear()
-        _BANDS_CACHE[key] = (_spectrum_bands(fs, x.size), np.fft.rfftfreq(x.size, 1.0 / fs))
-    w, freqs = _BANDS_CACHE[key]
-    p = np.abs(np.fft.rfft(x * np.hanning(x.size))) ** 2
+        _BANDS_CACHE[key] = (_spectrum_bands(fs, x.size), np.fft.rfftfreq(x.size, 1.0 / fs),
+                             np.hanning(x.size))
+    w, freqs, hann = _BANDS_CACHE[key]
+    X = np.fft.rfft(x * hann)
+    p = X.real**2 + X.imag**2
     rms = math.sqrt(float(x @ x) / max(x.size, 1))
     total = float(p.sum())
     centroid = float(p @ freqs) / total if total > 0 else 0.0
@@ -405,7 +414,9 @@ class DriftMonitor:
             now = float(np.median(vals))
             delta = abs(now - centre)
             z = delta / spread if spread > 0 else math.inf
-            if delta > _floor_of(name) and z > Z_LIMIT:
+            # the recent median's own uncertainty: recent samples are correlated (overlapping
+            # windows, frames of one scene), so they count as at most N_EFF independent ones
+            if delta > max(_floor_of(name), Z_LIMIT * spread / math.sqrt(min(len(vals), N_EFF))):
                 out.append(Finding(name, centre, now, None if math.isinf(z) else z,
                                    _phrase(name, centre, now)))
         prof = np.mean(list(self._profiles), axis=0)
@@ -457,7 +468,7 @@ def drift_monitors(app: Any, *, config_key: str = "drift") -> list[DriftMonitor]
         return []
     ref = DriftReference.from_dict(d, f"bundle.json config.{config_key}")
     if ref.kind == "vibration":
-        # the rate the app declares: a wrong --fs shows as a shifted spectrum; 1 window in 2
+        # the rate the app declares: a wrong --fs shows as a shifted spectrum; 1 window in 4
         fs = getattr(app, "fs", None) or ref.fs
-        return [DriftMonitor(ref, first=16, every=500, recent=64, stride=2, app=name, fs=fs)]
+        return [DriftMonitor(ref, first=16, every=250, recent=64, stride=4, app=name, fs=fs)]
     return [DriftMonitor(ref, first=16, every=500, recent=64, stride=1, app=name)]

@@ -68,6 +68,8 @@ def parse_broker(spec: str) -> tuple[str, int]:
         raise ValueError(f"MQTT broker '{spec}': expected HOST[:PORT]")
     if port and not port.isdigit():
         raise ValueError(f"MQTT broker '{spec}': port '{port}' is not a number")
+    if not 0 < int(port or 1883) < 65536:
+        raise ValueError(f"MQTT broker '{spec}': port {port} is outside 1-65535")
     return host, int(port or 1883)
 
 

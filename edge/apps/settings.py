@@ -141,6 +141,12 @@ class RunSettings:
             raise ValueError(f"--threads {a.threads}: must be at least 1")
         if a.give_up_after < 0:
             raise ValueError(f"--give-up-after {a.give_up_after}: must be 0 (never) or more")
+        if a.max_frames is not None and a.max_frames < 1:
+            raise ValueError(f"--max-frames {a.max_frames}: must be at least 1")
+        if a.log_every is not None and a.log_every < 0:
+            raise ValueError(f"--log-every {a.log_every:g}: must be 0 (off) or more seconds")
+        if a.status_port is not None and not 0 <= a.status_port <= 65535:
+            raise ValueError(f"--status-port {a.status_port}: must be 0-65535 (0: any free port)")
         return cls(
             source=source if source is not None else SourceSettings.from_args(a),
             sinks=SinkSettings.from_args(a),

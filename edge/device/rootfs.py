@@ -45,7 +45,10 @@ DEBOOTSTRAP_INCLUDE = (
 )
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # The device's runtime packages, fetched on this machine as arm64 wheels for CPython 3.11.
-WHEEL_PACKAGES = ("numpy", "opencv-contrib-python-headless", "ai-edge-litert", "onnxruntime")
+# pydantic (the typed bundle.json) and cryptography (bundle signatures) are install_requires too:
+# without them edgewise does not import in the root.
+WHEEL_PACKAGES = ("numpy", "opencv-contrib-python-headless", "ai-edge-litert", "onnxruntime", "pydantic",
+                  "cryptography")
 WHEEL_PLATFORMS = (
     "manylinux_2_27_aarch64",
     "manylinux_2_28_aarch64",

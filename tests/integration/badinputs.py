@@ -292,7 +292,7 @@ def wav(path: Path, x: np.ndarray | None = None, rate: int = int(FS), channels: 
 def wav_bytes(fmt_tag: int = 1, channels: int = 1, rate: int = int(FS), bits: int = 16,
               data: bytes | None = None, with_data: bool = True) -> bytes:
     """A RIFF/WAVE file written by hand, so its header can say anything."""
-    block = channels * bits // 8
+    block = channels * -(-bits // 8)  # whole bytes per sample, as 12-bit PCM is stored
     fmt = struct.pack("<HHIIHH", fmt_tag, channels, rate, rate * block, block, bits)
     body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
     if with_data:

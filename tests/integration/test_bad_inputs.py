@@ -228,12 +228,13 @@ SCHEMA: list[tuple[str, str, Any, str]] = [
      r"files\['model\.onnx'\]\.sha256: .*match pattern"),
     ("files-size-negative", "files.model.onnx", {"sha256": "0" * 64, "size": -1},
      r"files\['model\.onnx'\]\.size: must be greater than or equal to 0"),
-    ("files-backslash-path", "files.a\\b", {"sha256": "0" * 64, "size": 1}, r"NUL or a backslash"),
+    ("files-backslash-path", "files.a\\b", {"sha256": "0" * 64, "size": 1},
+     r"files\['a\\\\b'\]: path contains a NUL or a backslash"),
     ("thresholds-decision-nan", "thresholds.decision", float("nan"), r"thresholds\.decision: must be a "
                                                                      r"finite number"),
     ("thresholds-per-variant-string", "thresholds.per_variant", {"onnx_float32": "0.5"},
      r"thresholds\.per_variant\.onnx_float32: must be a number"),
-    ("config-nested-40-deep", "config.deep", NESTED, r"nested deeper than 32 levels"),
+    ("config-nested-40-deep", "config.deep", NESTED, r"config\.deep\[0\]\[0\].*: nested deeper than 32 levels"),
     ("evaluation-samples-zero", "evaluation", {"samples": 0, "x": "model.onnx", "reference": "model.onnx"},
      r"evaluation\.samples: must be greater than or equal to 1"),
 ]
@@ -456,7 +457,8 @@ ROWS += [
         Refused("info", r"unpacks to 3\.\d MiB, more than the limit of 1 MiB")),
     Row("zip-underdeclared-member", lambda c: ["info", str(B.underdeclared_zip(
         c.t / "u.zip", Path(c.cb()), "pad.bin", 1 << 20))],
-        Refused("info", r"zip member 'pad\.bin' (unpacks to more than its declared 10 bytes|damaged)")),
+        Refused("info", r"u\.zip: (zip member 'pad\.bin' unpacks to more than its declared 10 bytes|damaged zip "
+                        r"member \(Bad CRC-32 for file 'pad\.bin'\))")),
     Row("zip-member-dotdot", lambda c: ["info", _zip_bundle(c, lambda m: m.__setitem__("../evil.txt", b"x"))],
         Refused("info", r"zip member '\.\./evil\.txt' leaves the bundle")),
     Row("zip-member-absolute", lambda c: ["info", _zip_bundle(c, lambda m: m.__setitem__("/tmp/evil", b"x"))],
@@ -579,8 +581,8 @@ ROWS += [
     Row("video-text-named-avi", lambda c: run_classify(c, c.file("v.avi", "not a video\n" * 100)),
         Refused("run classify", r"v\.avi: cannot open video")),
     Row("video-zero-frames", lambda c: run_classify(c, str(B.avi(c.t / "v.avi", frames=0))),
-        Refused("run classify", r"v\.avi: cannot open video")),
-    Row("video-unknown-codec", _patched_fourcc, RunFails("run classify", r"")),
+        GoesOn(frames_ok=0, errors={"decode": 0})),
+    Row("video-unknown-codec", _patched_fourcc, Refused("run classify", r"v\.avi: cannot open video")),
     Row("video-truncated", _truncated_video, GoesOn(min_frames_ok=1)),
     Row("video-frames-over-pixel-limit", lambda c: run_classify(c, str(B.avi(c.t / "v.avi")),
                                                                 "--max-image-pixels", "100"),
@@ -600,7 +602,7 @@ def _rec(name: str, data: bytes | Callable[[Path], Any], *extra: str) -> Callabl
         if callable(data):
             data(p)
         else:
-            p.write_bytes(data)
+            p.write_bytes(data.encode() if isinstance(data, str) else data)
         return run_vibration(c, str(p), *extra)
 
     return argv
@@ -614,8 +616,10 @@ ROWS += [
         Refused("run vibration", r"s\.wav: WAV file without a data chunk")),
     Row("wav-alaw-encoding", _rec("s.wav", B.wav_bytes(fmt_tag=6, bits=8)),
         Refused("run vibration", r"s\.wav: unsupported WAV encoding \(format tag 6, 8-bit\)")),
-    Row("wav-12-bit-pcm", _rec("s.wav", B.wav_bytes(bits=12)),
-        Refused("run vibration", r"s\.wav: (unsupported WAV encoding|corrupt WAV header)")),
+    Row("wav-float-16-bit", _rec("s.wav", B.wav_bytes(fmt_tag=3, bits=16)),
+        Refused("run vibration", r"s\.wav: unsupported WAV encoding \(float, 16-bit\)")),
+    Row("wav-12-bit-in-16-bit-words-runs", _rec("s.wav", B.wav_bytes(bits=12)),
+        GoesOn(frames_ok=2, errors={"preprocess": 0})),
     Row("wav-zero-channels", _rec("s.wav", B.wav_bytes(channels=0)),
         Refused("run vibration", r"s\.wav: corrupt WAV header \(0 channels")),
     Row("wav-zero-rate", _rec("s.wav", B.wav_bytes(rate=0)),
@@ -638,15 +642,16 @@ ROWS += [
         Refused("run vibration", r"s\.mat: no '\*_DE_time' channel \(keys: X097_FE_time\)")),
     Row("mat-string-where-signal-belongs", _rec("s.mat", lambda p: B.mat(p, {"X097_DE_time": "hello"}),
                                                 "--fs", "12000"),
-        Refused("run vibration", r"")),
+        Refused("run vibration", r"could not convert string to float")),
     Row("mat-2d-matrix-channel", _rec("s.mat", lambda p: B.mat(p, {"X097_DE_time": np.ones((3, 3))}),
                                       "--fs", "12000"),
         Refused("run vibration", r"9 samples, shorter than one window")),
-    Row("mat-garbage-bytes", _rec("s.mat", os.urandom(4096), "--fs", "12000"), Refused("run vibration", r"s\.mat")),
+    Row("mat-garbage-bytes", _rec("s.mat", b"\x5f\x3b" * 2048, "--fs", "12000"),
+        Refused("run vibration", r"Unknown mat file type")),
     Row("npy-object-array-pickle", _rec("s.npy", B.npy_object, "--fs", "12000"),
         Refused("run vibration", r"allow_pickle=False")),
     Row("npy-garbage-bytes", _rec("s.npy", b"\x93NUMPY garbage" + os.urandom(100), "--fs", "12000"),
-        Refused("run vibration", r"")),
+        Refused("run vibration", r"we only support format version")),
     Row("npy-empty-array", _rec("s.npy", lambda p: np.save(p, np.zeros(0)), "--fs", "12000"),
         Refused("run vibration", r"s\.npy: recording is empty")),
     Row("npy-all-nan", _rec("s.npy", lambda p: np.save(p, np.full(3 * B.WINDOW, np.nan)), "--fs", "12000"),
@@ -658,15 +663,15 @@ ROWS += [
     Row("npy-without-fs", _rec("s.npy", lambda p: np.save(p, B.signal())),
         Refused("run vibration", r"s\.npy: this format carries no sampling rate; pass it explicitly \(--fs HZ\)")),
     Row("npy-fs-zero", _rec("s.npy", lambda p: np.save(p, B.signal()), "--fs", "0"),
-        Refused("run vibration", r"carries no sampling rate")),
+        Refused("run vibration", r"--fs -?\d+: must be a positive, finite number of Hz")),
     Row("npy-fs-negative", _rec("s.npy", lambda p: np.save(p, B.signal()), "--fs", "-12000"),
-        Refused("run vibration", r"carries no sampling rate")),
+        Refused("run vibration", r"--fs -?\d+: must be a positive, finite number of Hz")),
     Row("npy-fs-nan", _rec("s.npy", lambda p: np.save(p, B.signal()), "--fs", "nan"),
-        Refused("run vibration", r"")),
+        Refused("run vibration", r"--fs nan: must be a positive, finite number of Hz")),
     Row("npy-fs-inf", _rec("s.npy", lambda p: np.save(p, B.signal()), "--fs", "inf"),
-        Refused("run vibration", r"")),
+        Refused("run vibration", r"--fs inf: must be a positive, finite number of Hz")),
     Row("csv-garbage", _rec("s.csv", "1.0\nhello,world\n\x00\x01\n", "--fs", "12000"),
-        Refused("run vibration", r"")),
+        Refused("run vibration", r"could not convert string .hello,world. to float64")),
     Row("csv-nan-and-inf", _rec("s.csv", "\n".join(["nan"] * B.WINDOW + ["inf"] * B.WINDOW
                                                    + ["0.5"] * B.WINDOW) + "\n", "--fs", "12000"),
         GoesOn(frames_ok=1, errors={"preprocess": 2})),
@@ -695,7 +700,7 @@ ROWS += [
     Row("stdin-garbage-text", _stdin(), RunFails("run vibration", r"all 2 frames failed", {"preprocess": 2}),
         stdin=b"hello\n" * (B.WINDOW * 2)),
     Row("stdin-binary-garbage", _stdin(), RunFails("run vibration", r"frames failed"),
-        stdin=bytes(range(256)) * 200 + b"\n" * (B.WINDOW * 2)),
+        stdin=b"\xff\xfe\x00\x01\x80\x7f\n" * (B.WINDOW * 2)),
     Row("stdin-nan-lines", _stdin(), RunFails("run vibration", r"all 1 frames failed", {"preprocess": 1}),
         stdin=b"nan\n" * B.WINDOW),
     Row("stdin-good-then-garbage", _stdin(), GoesOn(frames_ok=2, errors={"preprocess": 1}),
@@ -714,7 +719,7 @@ ROWS += [
     Row("stdin-format-unknown", _stdin("--stdin-format", "f64be"),
         Refused("run vibration", r"argument --stdin-format: invalid choice: 'f64be'"), stdin=b""),
     Row("stdin-piped-garbage-child", _stdin(), RunFails("run vibration", r"frames failed"),
-        stdin=b"\xff\xfe" * 20000 + b"\n" * (B.WINDOW * 2), child=True),
+        stdin=b"\xc3\x28\xa0\xa1\n" * (B.WINDOW * 2), child=True),
 ]
 
 # -- command-line flags --------------------------------------------------------------------------------------
@@ -730,7 +735,7 @@ def _vib_flag(*flags: str) -> Callable[[Ctx], list[str]]:
     return lambda c: run_vibration(c, str(B.wav(c.t / "s.wav")), *flags)
 
 
-FLAGS: list[tuple[str, Callable[[Ctx], list[str]], str, str]] = [
+FLAGS: list[tuple[Any, ...]] = [  # (id, argv, command, one-line pattern[, exit code])
     ("run-classify-threads-0", _run_flag("--threads", "0"), "run classify", r"--threads 0: must be at least 1"),
     ("run-classify-threads-negative", _run_flag("--threads", "-4"), "run classify", r"--threads -4: must be"),
     ("run-classify-threads-word", _run_flag("--threads", "many"), "run classify",
@@ -766,10 +771,12 @@ FLAGS: list[tuple[str, Callable[[Ctx], list[str]], str, str]] = [
      r"unrecognized arguments: --frobnicate"),
     ("run-vibration-hop-0", _vib_flag("--hop", "0"), "run vibration", r"hop"),
     ("run-vibration-hop-negative", _vib_flag("--hop", "-100"), "run vibration", r"hop"),
-    ("run-vibration-alarm-n-0", _vib_flag("--alarm-n", "0"), "run vibration", r"alarm"),
-    ("run-vibration-alarm-m-negative", _vib_flag("--alarm-m", "-3"), "run vibration", r"alarm"),
-    ("run-vibration-alarm-n-over-m", _vib_flag("--alarm-n", "5", "--alarm-m", "2"), "run vibration", r"alarm"),
-    ("run-vibration-rpm-negative", _vib_flag("--rpm", "-1800"), "run vibration", r"rpm"),
+    ("run-vibration-alarm-n-0", _vib_flag("--alarm-n", "0"), "run vibration",
+     r"debounce needs 1 <= n <= m, got n=0 m=3"),
+    ("run-vibration-alarm-m-negative", _vib_flag("--alarm-m", "-3"), "run vibration",
+     r"debounce needs 1 <= n <= m, got n=2 m=-3"),
+    ("run-vibration-alarm-n-over-m", _vib_flag("--alarm-n", "5", "--alarm-m", "2"), "run vibration",
+     r"debounce needs 1 <= n <= m, got n=5 m=2"),
     ("run-vibration-threads-0", _vib_flag("--threads", "0"), "run vibration", r"--threads 0: must be at least 1"),
     ("run-vibration-commissioning-missing", _vib_flag("--commissioning", "/nonexistent/c.json"), "run vibration",
      r"c\.json"),
@@ -799,13 +806,16 @@ FLAGS: list[tuple[str, Callable[[Ctx], list[str]], str, str]] = [
     ("convert-model-missing", lambda c: ["convert", str(c.t / "m.keras"), "--data", str(c.t / "d.npz"),
                                          "--out", str(c.t / "o")], "convert", r"m\.keras: no such file"),
     ("enroll-remove-from-empty-gallery", lambda c: ["enroll", "--gallery", str(c.t / "g.db"), "--remove", "bob"],
-     "enroll", r"'bob' is not in"),
+     "enroll", r"'bob' is not in", 1),
     ("soak-bundle-spec-garbage", lambda c: ["soak", "--bundle", "nonsense"], "soak",
      r"--bundle nonsense: expected APP=PATH"),
     ("demo-unknown-part", lambda c: ["demo", "--apps", "bogus"], "demo", r"--apps bogus: unknown part"),
-    ("deploy-host-starts-with-dash", lambda c: ["deploy", c.cb(), "--app", "classify", "--host",
-                                                "-oProxyCommand=touch /tmp/pwned"], "deploy",
-     r"must not start with '-' or contain whitespace"),
+    ("deploy-host-looks-like-an-option", lambda c: ["deploy", c.cb(), "--app", "classify", "--host",
+                                                    "-oProxyCommand=x"], "deploy",
+     r"argument --host: expected one argument"),
+    ("deploy-host-starts-with-dash", lambda c: ["deploy", c.cb(), "--app", "classify",
+                                                "--host=-oProxyCommand=x"], "deploy",
+     r"host '-oProxyCommand=x': must not start with '-' or contain whitespace"),
     ("deploy-host-with-space", lambda c: ["deploy", c.cb(), "--app", "classify", "--host", "pi@pi local"],
      "deploy", r"must not start with '-' or contain whitespace"),
     ("deploy-host-shell-chars", lambda c: ["deploy", c.cb(), "--app", "classify", "--host", "pi@$(reboot)"],
@@ -819,8 +829,8 @@ FLAGS: list[tuple[str, Callable[[Ctx], list[str]], str, str]] = [
     ("deploy-health-wait-negative", lambda c: ["deploy", c.cb(), "--app", "classify", "--host", "pi@pi",
                                                "--health-wait", "-1"], "deploy", r"--health-wait at least 0"),
     ("deploy-ssh-option-without-value", lambda c: ["deploy", c.cb(), "--app", "classify", "--host", "pi@pi",
-                                                   "-o", "StrictHostKeyChecking"], "deploy",
-     r"--ssh-option 'StrictHostKeyChecking': expected KEY=VALUE"),
+                                                   "--ssh-option=-oProxyCommand=x"], "deploy",
+     r"--ssh-option '-oProxyCommand=x': expected KEY=VALUE"),
     ("deploy-trusted-and-untrusted", lambda c: ["deploy", c.cb(), "--app", "classify", "--host", "pi@pi",
                                                 "--trusted-key", c.keypair()[1], "--no-trusted-keys"], "deploy",
      r"--trusted-key and --no-trusted-keys contradict each other"),
@@ -833,7 +843,7 @@ FLAGS: list[tuple[str, Callable[[Ctx], list[str]], str, str]] = [
     ("deploy-no-target", lambda c: ["deploy", c.cb(), "--app", "classify"], "deploy", r"no target"),
 ]
 
-ROWS += [Row(f"flag-{rid}", argv, Refused(cmd, pat)) for rid, argv, cmd, pat in FLAGS]
+ROWS += [Row(f"flag-{rid}", argv, Refused(cmd, pat, *code)) for rid, argv, cmd, pat, *code in FLAGS]
 
 # -- faults: sinks, brokers, disks -------------------------------------------------------------------------
 
@@ -867,7 +877,7 @@ ROWS += [
     Row("fault-jsonl-is-a-directory", lambda c: _jsonl_flag(c, "--jsonl", str(c.t)),
         Refused("run classify", r"Is a directory")),
     Row("fault-jsonl-parent-is-a-file", lambda c: _jsonl_flag(c, "--jsonl", c.file("f", "x") + "/e.jsonl"),
-        Refused("run classify", r"Not a directory")),
+        Refused("run classify", r"f: (File exists|Not a directory)")),
     Row("fault-jsonl-read-only-folder", lambda c: _jsonl_flag(c, "--jsonl", _readonly_dir(c) + "/e.jsonl"),
         Refused("run classify", r"e\.jsonl: Permission denied"), child=True, unprivileged=True),
     Row("fault-sqlite-is-a-directory", lambda c: RC(c, one_image(c), "--sqlite", str(c.t)),

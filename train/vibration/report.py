@@ -222,9 +222,14 @@ def robustness_table(rows: list[dict[str, Any]]) -> list[str]:
         share = "-"
         for k in order:
             s = r["scorers"][k]
+
+            def num(v: float | None, fmt: str) -> str:
+                return "-" if v is None else format(v, fmt)
+
+            far = "-" if s["far"] is None else f"{s['far']:.3f} ({s['false_alarms']}/{s['healthy_windows']})"
             cells.append(
-                f"{s['far']:.3f} ({s['false_alarms']}/{s['healthy_windows']}) | {s['recall_min']:.3f} | "
-                f"{s['healthy_max_over_threshold']:.2f} | {s['fault_min_over_threshold']:.2f}")
+                f"{far} | {num(s['recall_min'], '.3f')} | {num(s['healthy_max_over_threshold'], '.2f')} | "
+                f"{num(s['fault_min_over_threshold'], '.2f')}")
             if s.get("band_share_max") is not None:
                 share = f"{s['band_share_max']:.2f} (median {s['band_share_median']:.2f})"
         lines.append(f"| {r['perturbation']} | " + " | ".join(cells) + f" | {share} |")

@@ -63,6 +63,10 @@ def run_main(argv: list[str]) -> int:
     add_run_args(p, unit="window", threads=1)
     a = p.parse_args(argv)
     try:
+        if a.hop is not None and a.hop < 1:
+            raise ValueError(f"--hop {a.hop}: must be at least 1 sample")
+        if a.fs is not None and not 0 < a.fs < float("inf"):
+            raise ValueError(f"--fs {a.fs:g}: must be a positive, finite number of Hz")
         settings = RunSettings.from_args(
             a, source=SourceSettings(a.source, realtime=a.realtime, latest=a.latest)
         )

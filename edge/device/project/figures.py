@@ -24,8 +24,8 @@ __all__ = ["BAND", "LABEL", "MEASURED_NOTE", "Board", "BOARDS", "VariantFigures"
 
 BAND = 0.30
 LABEL = "projected, compute-bound lower bound"
-MEASURED_NOTE = ("measured figures come from `edgewise bench BUNDLE --threads 1 --json bench.json` on the board "
-                 "(`--calibrate bench.json` scales this projection by them)")
+MEASURED_NOTE = ("measured figures come from `edgewise bench BUNDLE --threads 1 --json bench.json` on the "
+                 "board (`--calibrate bench.json` scales this projection by them)")
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,8 @@ def disassemble(words: set[int], llvm_mc: Path) -> dict[int, str]:
     p = subprocess.run([str(llvm_mc), "--disassemble", "-triple=aarch64", f"-mcpu={DISASM_CPU}"],
                        input=text, capture_output=True, text=True, timeout=600)
     bad = {int(m.group(1)) - 1 for m in _WARN.finditer(p.stderr)}
-    lines = [ln.strip() for ln in p.stdout.splitlines() if ln.startswith("\t") and not ln.strip().startswith(".")]
+    lines = [ln.strip() for ln in p.stdout.splitlines()
+             if ln.startswith("\t") and not ln.strip().startswith(".")]
     good = [w for i, w in enumerate(order) if i not in bad]
     if len(lines) != len(good):
         raise RuntimeError(f"llvm-mc printed {len(lines)} instructions for {len(good)} decodable words")

@@ -67,7 +67,8 @@ def _count(env: dict[str, Any], target: Target, prefix: list[str], hosttools: st
     else:
         src = ["--bundle", f"{inroot}/bundle", "--variant", str(job.variant)]
     chroot(env["root"], target,
-           [*prefix, "-cpu", target.qemu_cpu, "-plugin", f"{hosttools}/blockcount.so,outfile={inroot}/{counts.name}",
+           [*prefix, "-cpu", target.qemu_cpu,
+            "-plugin", f"{hosttools}/blockcount.so,outfile={inroot}/{counts.name}",
             env["python"], "-m", MODULE, *src, "--runs", str(runs), "--threads", "1",
             "--out", f"{inroot}/{info.name}"],
            what=f"{job.name} under the block-count plugin", timeout=3600)

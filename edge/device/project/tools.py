@@ -89,7 +89,8 @@ def _source_package() -> tuple[str, str]:
         out = subprocess.run(["dpkg-query", "-W", "-f=${source:Package} ${source:Version}", "qemu-user"],
                              capture_output=True, text=True, check=True).stdout.split()
     except (OSError, subprocess.CalledProcessError):
-        raise ProjectUnavailable(f"qemu-user is not installed (dpkg-query); install: {_install_hint()}") from None
+        raise ProjectUnavailable(f"qemu-user is not installed (dpkg-query); install: {_install_hint()}") \
+            from None
     return out[0], out[1]
 
 
@@ -185,7 +186,8 @@ def build_plugin(cache: Path, mirror: str, quiet: bool) -> Path:
         raise ProjectUnavailable(f"glib-2.0 headers not found (pkg-config); install: {_install_hint()}")
     out.mkdir(parents=True, exist_ok=True)
     given = os.environ.get("EDGEWISE_QEMU_PLUGIN_H")
-    header = Path(given) if given else _apt_source_header(cache / "qemu-plugin" / f"src-{version}", mirror, quiet)
+    header = (Path(given) if given
+              else _apt_source_header(cache / "qemu-plugin" / f"src-{version}", mirror, quiet))
     (out / PLUGIN_SOURCE).write_bytes(src)
     partial = out / "blockcount.so.partial"
     cmd = ["gcc", "-shared", "-fPIC", "-O2", "-Wall", f"-I{header.parent}", str(out / PLUGIN_SOURCE),
