@@ -10,8 +10,9 @@ the images or recordings until ``--frames`` frames or windows have gone through:
 - ``inspect``: the magnetic-tile images under ``$EDGEWISE_DATA``,
 - ``vibration``: the CWRU 12 kHz drive-end recordings under ``$EDGEWISE_DATA``.
 
-The process's resident memory (``VmRSS``) and its open file descriptors are read from
-``/proc/self`` every ``--sample-every`` frames. Growth is measured from the first sample after
+Each application runs in a fresh interpreter of its own (so memory another one freed cannot
+hide its growth), and that process's resident memory (``VmRSS``) and open file descriptors are
+read from ``/proc/self`` every ``--sample-every`` frames. Growth is measured from the first sample after
 the warm-up (``--warmup`` frames: caches, allocator pools and the stats window filling) to the
 last one, and judged against ``--target-mb``. The samples go to ``soak.json`` and a plot to
 ``soak.png`` (matplotlib, imported only to draw it).
@@ -329,6 +330,19 @@ def soak_app(name: str, bundle_path: str, data: Path | None, a: argparse.Namespa
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _in_own_process(name: str, bundle_path: str, data: Path | None, a: argparse.Namespace) -> AppSoak:
+    """``soak_app`` in a freshly spawned interpreter: its RSS is this application's alone."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as ex:
+        try:
+            return ex.submit(soak_app, name, bundle_path, data, a).result()
+        except BrokenProcessPool as e:  # the child died (killed, out of memory): one line, not a traceback
+            raise OSError(f"the {name} soak process died: {e}") from None
+
+
 def plot(results: list[AppSoak], path: Path) -> Path:
     """RSS and open fds against frames, one line per application, the warm-up shaded."""
     import matplotlib
@@ -436,7 +450,7 @@ def soak_main(argv: list[str]) -> int:
     results: list[AppSoak] = []
     for name in (n for n in SOAK_APPS if n in bundles):
         try:  # one application that cannot start (a stale bundle, missing data) does not cost the others
-            results.append(soak_app(name, bundles[name], data, a))
+            results.append(_in_own_process(name, bundles[name], data, a))
         except (ValueError, OSError, ImportError) as e:
             doc["failed"][name] = f"{type(e).__name__}: {e}"
             print(f"edgewise soak: {name}: not soaked: {e}", file=sys.stderr)

@@ -78,6 +78,8 @@ COMMANDS: dict[str, Command] = {
                       "add, list or remove people in a face gallery"),
     "deploy": Command("edgewise.edge.device.deploy", "deploy_main",
                       "deploy a bundle to a Raspberry Pi over SSH (atomic switch, rollback)"),
+    "image": Command("edgewise.edge.device.image.build", "image_main",
+                     "a flashable Raspberry Pi OS card that installs a bundle's service at first boot"),
     "verify": Command("edgewise.edge.device.verify", "verify_main",
                       "check a bundle on an emulated Raspberry Pi CPU (arm64) before flashing"),
     "project": Command("edgewise.edge.device.project.cli", "project_main",
@@ -88,6 +90,7 @@ COMMANDS: dict[str, Command] = {
 GROUPS: dict[str, str] = {
     "train": "train an application's model and write its bundle (workstation)",
     "run": "run an application's edge loop on a camera, video, folder or sensor",
+    "commission": "learn an installed machine's healthy state on the device (no TensorFlow)",
 }
 
 EXAMPLES = """\

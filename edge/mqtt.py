@@ -7,6 +7,13 @@ restart, events of a run that ended while offline (or was killed) are sent by th
 using the same buffer file. Each payload carries ``seq`` (the outbox row id, never reused) so a
 consumer can drop the duplicates that QoS 1 ("at least once") allows and see any gap.
 
+The device's state is the retained ``edgewise/<device>/status``: ``online`` once connected,
+``offline`` on a clean exit and, through MQTT's last will, when the process dies or the link
+drops without a goodbye (the broker publishes it). With ``ha_discovery`` the sink also
+publishes retained Home Assistant discovery configs (``homeassistant/...``: a sensor of the last
+event and, for applications that decide an alarm or a FAIL, a problem binary sensor), both
+available while the status topic says ``online``, so the device appears in Home Assistant.
+
 Faults do not stop it. The sender thread catches every error (a full disk while deleting
 acknowledged rows, a broken link) and retries with exponential backoff, capped, then drains
 the outbox once space or the broker is back. A run that starts with the broker away or the
@@ -40,6 +47,7 @@ from .sinks import SinkCounts, WriteHealth, error_text, is_space_error, wire
 
 __all__ = [
     "MqttSink", "OutboxPathError", "check_outbox_path", "parse_broker", "topic_for", "default_buffer_path",
+    "status_topic", "ha_discovery_configs", "ONLINE", "OFFLINE",
 ]
 
 log = logging.getLogger("edgewise.mqtt")
@@ -79,6 +87,60 @@ def topic_for(device: str, app: str) -> str:
         if not _TOPIC_PART.match(v):
             raise ValueError(f"MQTT {what} '{v}': use letters, digits, '.', '_' or '-' only")
     return f"edgewise/{device}/{app}/events"
+
+
+ONLINE, OFFLINE = "online", "offline"  # the status payloads (Home Assistant's defaults)
+HA_PREFIX = "homeassistant"  # Home Assistant's default discovery prefix
+# Applications whose answer is an alarm state: the problem binary sensor's template (None: no sensor).
+_HA_PROBLEM = {
+    "inspect": "value_json.decision == 'FAIL'",
+    "vibration": "value_json.alarm",
+}
+
+
+def status_topic(device: str) -> str:
+    """The retained ``online`` / ``offline`` topic of a device (its last will says ``offline``)."""
+    if not _TOPIC_PART.match(device):
+        raise ValueError(f"MQTT device id '{device}': use letters, digits, '.', '_' or '-' only")
+    return f"edgewise/{device}/status"
+
+
+def ha_discovery_configs(device: str, app: str, version: str = "") -> dict[str, dict[str, Any]]:
+    """Home Assistant MQTT discovery: config topic -> config, for ``app`` on ``device``.
+
+    A sensor shows the last event's answer (its other fields as attributes); applications that
+    decide an alarm or a FAIL also get a binary sensor of class ``problem``. Both are available
+    while ``status_topic(device)`` says ``online``. An input drift event (same topic) leaves
+    their state as it was.
+    """
+    from .event import answer_key
+
+    events, status = topic_for(device, app), status_topic(device)
+    node = "edgewise_" + re.sub(r"[^A-Za-z0-9_-]", "_", device)  # HA ids: [A-Za-z0-9_-]
+    common: dict[str, Any] = {
+        "state_topic": events,
+        "availability_topic": status, "payload_available": ONLINE, "payload_not_available": OFFLINE,
+        "device": {"identifiers": [node], "name": device, "manufacturer": "edgewise",
+                   "model": "edgewise runtime", **({"sw_version": version} if version else {})},
+        "origin": {"name": "edgewise", **({"sw_version": version} if version else {})},
+    }
+    key = answer_key(app)
+    configs = {
+        f"{HA_PREFIX}/sensor/{node}/{app}_event/config": {
+            **common, "name": f"{app} last event", "unique_id": f"{node}_{app}_event",
+            "value_template": f"{{{{ this.state if value_json.kind == 'drift' else value_json.{key} }}}}",
+            "json_attributes_topic": events, "icon": "mdi:eye-check",
+        },
+    }
+    problem = _HA_PROBLEM.get(app)
+    if problem is not None:
+        configs[f"{HA_PREFIX}/binary_sensor/{node}/{app}_problem/config"] = {
+            **common, "name": f"{app} alarm", "unique_id": f"{node}_{app}_problem", "device_class": "problem",
+            "payload_on": "ON", "payload_off": "OFF",
+            "value_template": ("{% if value_json.kind == 'drift' %}{{ 'ON' if this.state == 'on' else "
+                               f"'OFF' }}}}{{% elif {problem} %}}ON{{% else %}}OFF{{% endif %}}"),
+        }
+    return configs
 
 
 def default_buffer_path(device: str, app: str) -> Path:
@@ -154,7 +216,9 @@ class MqttSink:
         username: str | None = None,
         password: str | None = None,
         close_timeout: float = 10.0,
+        ha_discovery: bool = False,
     ) -> None:
+        """``ha_discovery``: also publish retained Home Assistant discovery configs on connect."""
         try:
             import paho.mqtt.client as mqtt
         except ImportError:
@@ -164,6 +228,8 @@ class MqttSink:
         self.device = device or socket.gethostname().split(".")[0]
         self.app = app
         self.topic = topic_for(self.device, app)
+        self.status_topic = status_topic(self.device)
+        self.ha_discovery = ha_discovery
         self.host, self.port = host, int(port)
         self.window = max(1, int(window))
         self.close_timeout = close_timeout
@@ -176,6 +242,7 @@ class MqttSink:
         self._last_sent = 0  # highest outbox id handed to the client
         self._mid_to_id: dict[int, int] = {}
         self._early: set[int] = set()  # PUBACKs that arrived before publish() returned
+        self._own: set[int] = set()  # message ids of status and discovery messages (not outbox rows)
         self._acked: list[int] = []
         self._connected = False
         self._closing = False
@@ -208,6 +275,8 @@ class MqttSink:
         self._client.on_connect_fail = _guarded(self._on_connect_fail)
         self._client.on_disconnect = _guarded(self._on_disconnect)
         self._client.on_publish = _guarded(self._on_publish)
+        # The broker says "offline" for us when we vanish without a DISCONNECT (kill -9, power cut).
+        self._client.will_set(self.status_topic, OFFLINE, qos=1, retain=True)
         self._client.connect_async(self.host, self.port, keepalive=keepalive)
         self._client.loop_start()  # paho's thread connects and reconnects on its own
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
@@ -247,11 +316,33 @@ class MqttSink:
             down, self._down_since, self._attempts = self._down_since, None, 0
             pending = self._pending
             self._wake.notify_all()
+        self._announce(client)
         if down is not None:
             log.warning("MQTT broker %s:%d reachable again after %.0f s; sending %d buffered events",
                         self.host, self.port, time.monotonic() - down, pending)
         else:
             log.info("MQTT connected to %s:%d, topic %s", self.host, self.port, self.topic)
+
+    def _announce(self, client: Any) -> None:
+        """On every (re)connect: the retained status ``online`` and, when asked, the discovery configs.
+        Not counted as events; paho sends them before anything the sender publishes after."""
+        if self.ha_discovery:
+            from . import __version__
+
+            for topic, config in ha_discovery_configs(self.device, self.app, __version__).items():
+                self._publish_own(client, topic, dumps(config))
+        self._publish_own(client, self.status_topic, ONLINE)
+
+    def _publish_own(self, client: Any, topic: str, payload: str) -> Any:
+        """Publish a retained QoS 1 message of the sink itself; its PUBACK must never be taken for
+        an outbox row's."""
+        info = client.publish(topic, payload, qos=1, retain=True)
+        with self._wake:
+            if info.mid in self._early:  # acknowledged before publish() returned
+                self._early.discard(info.mid)
+            else:
+                self._own.add(info.mid)
+        return info
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
         self._broker_down("unreachable")
@@ -284,6 +375,9 @@ class MqttSink:
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, rc: Any = None, props: Any = None) -> None:
         with self._wake:
+            if mid in self._own:  # a status or discovery message: no outbox row
+                self._own.discard(mid)
+                return
             rid = self._mid_to_id.pop(mid, None)
             if rid is None:
                 self._early.add(mid)
@@ -436,6 +530,11 @@ class MqttSink:
             self._stop = True
             self._wake.notify_all()
         self._sender.join(timeout=5)
+        if self._connected:  # a clean exit says goodbye itself (a DISCONNECT suppresses the will)
+            try:
+                self._publish_own(self._client, self.status_topic, OFFLINE).wait_for_publish(2.0)
+            except (RuntimeError, ValueError) as e:
+                log.debug("MQTT status %s not sent: %s", OFFLINE, e)
         self._client.disconnect()
         self._client.loop_stop()
         with self._lock:

@@ -245,6 +245,9 @@ class Runner:
         self.last_event: Event | None = None
         self.t_start: float | None = None
         self._source: Any = None
+        # Told about every good frame's stage times and every event (``observe_frame(timings)``,
+        # ``observe_event(event)``), e.g. the status page's Prometheus metrics (``edge.metrics``).
+        self.observers: list[Any] = []
 
     def stop(self, *_: object) -> None:
         self._stop.set()
@@ -309,7 +312,7 @@ class Runner:
                 continue
             t1 = time.monotonic()
             stats.times["capture"].append(t1 - t0)
-            self._one(item, stats, t1)
+            self._one(item, stats, t1, t1 - t0)
             if max_frames is not None and stats.frames >= max_frames:
                 break
 
@@ -341,7 +344,7 @@ class Runner:
             stats.gave_up = (f"the first {self._streak.count} frames all failed the same way, giving up "
                              f"(--give-up-after): {kind} error: {reason}")
 
-    def _one(self, frame: Frame, stats: RunStats, t1: float) -> None:
+    def _one(self, frame: Frame, stats: RunStats, t1: float, capture: float = 0.0) -> None:
         stats.frames += 1
         stage = "preprocess"
         try:
@@ -380,15 +383,14 @@ class Runner:
                     self._failed(stats, "sink", f"event of frame {frame.index} to {name}", type(e).__name__,
                                  str(e) or type(e).__name__, key_origin=name, exc=e)
             stats.events += 1
+            self._notify("observe_event", event)
         t5 = time.monotonic()
-        for name, dt in (
-            ("preprocess", t2 - t1),
-            ("inference", t3 - t2),
-            ("postprocess", t4 - t3),
-            ("sink", t5 - t4),
-            ("end_to_end", t5 - frame.t_capture),
-        ):
+        timings = {"preprocess": t2 - t1, "inference": t3 - t2, "postprocess": t4 - t3, "sink": t5 - t4,
+                   "end_to_end": t5 - frame.t_capture}
+        for name, dt in timings.items():
             stats.times[name].append(dt)
+        if self.observers:
+            self._notify("observe_frame", {"capture": capture, **timings})
         for monitor in self.monitors:
             self._observe(monitor, frame, x, stats)
 
@@ -413,3 +415,14 @@ class Runner:
                 self._failed(stats, "sink", f"{event.kind} event of frame {frame.index} to {name}",
                              type(e).__name__, str(e) or type(e).__name__, key_origin=name, exc=e)
         stats.events += 1
+        self._notify("observe_event", event)
+
+    def _notify(self, method: str, arg: Any) -> None:
+        """Hand a frame's timings or an event to the observers. Metrics must never cost the loop
+        a frame: an observer that raises is logged once and detached."""
+        for observer in list(self.observers):
+            try:
+                getattr(observer, method)(arg)
+            except Exception as e:
+                log.error("observer %s failed, detached: %s", type(observer).__name__, e)
+                self.observers.remove(observer)

@@ -6,7 +6,9 @@ unless ``--status-host 0.0.0.0`` says so. It costs the loop nothing while nobody
 the runner only keeps a reference to its latest frame and event; JPEG encoding happens in the
 server's thread, per viewer, at ``preview_fps`` at most.
 
-Endpoints: ``/`` (page), ``/stats.json``, ``/stream.mjpg``, ``/snapshot.jpg``.
+Endpoints: ``/`` (page), ``/stats.json``, ``/stream.mjpg``, ``/snapshot.jpg``, and ``/metrics``
+for Prometheus (``edge.metrics``; each server has its own registry). A fleet's Prometheus scrapes
+``/metrics`` through the same address, so serving it beyond the device takes ``--status-host``.
 
 >>> server = StatusServer(runner, port=8080); server.start()   # doctest: +SKIP
 """
@@ -120,8 +122,12 @@ class StatusServer:
     """HTTP status page for one ``Runner`` (see the module docstring)."""
 
     def __init__(self, runner: Any, host: str = "127.0.0.1", port: int = 8080, *, preview_fps: float = 10.0,
-                 jpeg_quality: int = 75) -> None:
+                 jpeg_quality: int = 75, metrics: bool = True) -> None:
+        """``metrics``: serve ``/metrics`` (needs ``prometheus_client``; without it ``/metrics``
+        answers 501 and the rest of the page works)."""
         self.runner = runner
+        self.metrics: Any = None
+        self._want_metrics = metrics
         self.host = host
         self.port = port
         self.preview_fps = preview_fps
@@ -175,6 +181,12 @@ class StatusServer:
                         self._send(200, "image/jpeg", jpg)
                 elif path == "/stream.mjpg":
                     self._stream()
+                elif path == "/metrics":
+                    if server.metrics is None:
+                        self._send(501, "text/plain", b"metrics off: prometheus_client is not installed\n")
+                    else:
+                        body, ctype = server.metrics.exposition()
+                        self._send(200, ctype, body)
                 else:
                     self._send(404, "text/plain", b"not found\n")
 
@@ -208,9 +220,25 @@ class StatusServer:
             raise ValueError(f"status page: cannot listen on {where} ({e.strerror})") from None
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
+        if self._want_metrics and self.metrics is None:
+            self._attach_metrics()
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="status-http", daemon=True)
         self._thread.start()
         return self
+
+    def _attach_metrics(self) -> None:
+        """Count the runner's frames and events into this server's own registry (one line without
+        ``prometheus_client``)."""
+        from .metrics import RunMetrics
+
+        try:
+            self.metrics = RunMetrics(self.runner)
+        except ImportError as e:
+            log.warning("status page: /metrics off: %s", e)
+            return
+        observers = getattr(self.runner, "observers", None)
+        if observers is not None:
+            observers.append(self.metrics)
 
     @property
     def url(self) -> str:
@@ -218,6 +246,9 @@ class StatusServer:
 
     def stop(self) -> None:
         self._stopping.set()
+        observers = getattr(self.runner, "observers", None)
+        if self.metrics is not None and observers is not None and self.metrics in observers:
+            observers.remove(self.metrics)
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()

@@ -55,7 +55,7 @@ def _mqtt_sink(s: SinkSettings, app: str) -> Any:
     try:
         return MqttSink(
             s.mqtt_host or "", s.mqtt_port, device=s.device_id, app=app,
-            buffer_path=s.mqtt_buffer,
+            buffer_path=s.mqtt_buffer, ha_discovery=s.ha_discovery,
             username=os.environ.get("EDGEWISE_MQTT_USERNAME"),
             password=os.environ.get("EDGEWISE_MQTT_PASSWORD"),
         )

@@ -103,6 +103,7 @@ class SinkSettings:
     device_id: str | None = None
     status_host: str = "127.0.0.1"
     status_port: int | None = None
+    ha_discovery: bool = False
 
     @classmethod
     def from_args(cls, a: argparse.Namespace) -> SinkSettings:
@@ -111,9 +112,12 @@ class SinkSettings:
             from ..mqtt import parse_broker  # standard library only; paho is needed by the sink itself
 
             host, port = parse_broker(a.mqtt)
+        ha = bool(getattr(a, "ha_discovery", False))
+        if ha and not a.mqtt:
+            raise ValueError("--ha-discovery: needs --mqtt HOST[:PORT] (discovery configs go to the broker)")
         return cls(jsonl=a.jsonl or None, sqlite=a.sqlite or None, mqtt_host=host, mqtt_port=port,
                    mqtt_buffer=a.mqtt_buffer, device_id=a.device_id,
-                   status_host=a.status_host, status_port=a.status_port)
+                   status_host=a.status_host, status_port=a.status_port, ha_discovery=ha)
 
 
 @dataclass(frozen=True)
@@ -214,11 +218,15 @@ def add_sink_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mqtt", metavar="HOST[:PORT]",
                    help="publish events to this MQTT broker (topic edgewise/<device>/<app>/events, QoS 1)")
     g.add_argument("--device-id", help="device name in the MQTT topic (default: the hostname)")
+    g.add_argument("--ha-discovery", action="store_true",
+                   help="publish retained Home Assistant MQTT discovery configs (homeassistant/...) so the "
+                   "device appears in Home Assistant; available while edgewise/<device>/status is online")
     g.add_argument("--mqtt-buffer", metavar="FILE",
                    help="SQLite outbox for events the broker has not acknowledged "
                    "(default: ~/.local/state/edgewise/mqtt-<device>-<app>.db)")
     g.add_argument("--status-port", type=int,
-                   help="serve a status page (stats JSON + live MJPEG preview) on this port")
+                   help="serve a status page (stats JSON, live MJPEG preview, Prometheus /metrics) "
+                   "on this port")
     g.add_argument("--status-host", default="127.0.0.1",
                    help="address the status page binds to (default 127.0.0.1: this device only)")
 

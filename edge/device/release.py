@@ -38,7 +38,8 @@ from .venv import NUMPY_PROBE, numpy_constraint, venv_recipe
 if TYPE_CHECKING:
     from .deploy import DeployConfig
 
-__all__ = ["Release", "prepare_release", "ReleaseDir", "SMOKE_MODULE", "TRUSTED_KEYS_DIR", "key_names"]
+__all__ = ["Release", "prepare_release", "ReleaseDir", "SMOKE_MODULE", "TRUSTED_KEYS_DIR", "key_names",
+           "switch_script"]
 
 log = logging.getLogger("edgewise.deploy")
 # What the new venv runs to prove the release loads and infers (edge/device/smoke.py).
@@ -119,6 +120,16 @@ def prepare_release(bundle: str | Path, wheel: Path, app: str, trusted_keys: lis
     return Release(rid, b.path, wheel, "\n".join(lines) + "\n", info, keys)
 
 
+def switch_script(base: str, release: str) -> str:
+    """The shell text that points ``BASE/current`` at ``release`` with one rename, keeps the old
+    target as ``previous`` and prints it. ``base`` and ``release`` are shell words (already quoted);
+    deploy runs it over SSH and the first-boot script of a flashed card runs it locally."""
+    return (f"cd {base}\nold=$(readlink current || true)\n"
+            f"ln -sfn {release} .current.new && mv -T .current.new current\n"
+            f'if [ -n "$old" ] && [ "$old" != {release} ]; then '
+            'ln -sfn "$old" .previous.new && mv -T .previous.new previous; fi\necho "$old"')
+
+
 class ReleaseDir:
     """The release folders of one device; every method is one remote round trip (or a few)."""
 
@@ -190,11 +201,7 @@ class ReleaseDir:
 
     def switch(self, release: str) -> str:
         """Point ``current`` at ``release`` with one rename; the old target becomes ``previous``."""
-        rq = shlex.quote(release)
-        out = self.r.run("switch current", f"cd {self.q}\nold=$(readlink current || true)\n"
-                         f"ln -sfn {rq} .current.new && mv -T .current.new current\n"
-                         f'if [ -n "$old" ] && [ "$old" != {rq} ]; then '
-                         'ln -sfn "$old" .previous.new && mv -T .previous.new previous; fi\necho "$old"')
+        out = self.r.run("switch current", switch_script(self.q, shlex.quote(release)))
         return out.strip()
 
     def set_link(self, name: str, target: str) -> None:

@@ -87,7 +87,8 @@ def onnx_model(n_in: int | tuple[int, ...], n_out: int, *, softmax: bool = False
     w = weights if weights is not None else np.linspace(-1, 1, flat * n_out, dtype=np.float32).reshape(flat,
                                                                                                         n_out)
     init = [helper.make_tensor("w", TensorProto.FLOAT, [flat, n_out], w.astype(np.float32).ravel().tolist())]
-    nodes = [helper.make_node("Flatten", ["x"], ["xf"], axis=1), helper.make_node("MatMul", ["xf", "w"], ["y0"])]
+    nodes = [helper.make_node("Flatten", ["x"], ["xf"], axis=1),
+             helper.make_node("MatMul", ["xf", "w"], ["y0"])]
     nodes.append(helper.make_node("Softmax" if softmax else "Identity", ["y0"], ["y"], **(
         {"axis": 1} if softmax else {})))
     graph = helper.make_graph(
@@ -117,7 +118,8 @@ def vibration_bundle(root: Path) -> Path:
     from edgewise.edge.apps.vibration.features import FeatureConfig, FeatureExtractor
 
     cfg = FeatureConfig()
-    dim = FeatureExtractor(FS, WINDOW, cfg).transform(np.random.default_rng(0).normal(size=(1, WINDOW)))[0].shape[1]
+    probe = np.random.default_rng(0).normal(size=(1, WINDOW))
+    dim = FeatureExtractor(FS, WINDOW, cfg).transform(probe)[0].shape[1]
     w = BundleWriter(root, name="corpus-vibration", task="anomaly_detection", app="vibration")
     w.add_bytes("model.onnx", onnx_model(dim, dim, weights=np.eye(dim, dtype=np.float32) * 0.5))
     w.meta["input"] = {"shape": [None, dim], "dtype": "float32", "layout": "NC",
@@ -223,8 +225,8 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def png_bomb(w: int = 60000, h: int = 60000) -> bytes:
     """A valid-looking PNG of a few dozen bytes whose header claims ``w`` x ``h`` pixels."""
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) \
-        + _png_chunk(b"IEND", b"")
+    idat = _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + idat + _png_chunk(b"IEND", b"")
 
 
 def jpeg_bomb(w: int = 65000, h: int = 65000) -> bytes:

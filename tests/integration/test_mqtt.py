@@ -134,7 +134,7 @@ def test_broker_spec_and_topic_are_validated():
 
 
 def test_events_reach_the_per_device_app_topic_at_qos1(broker: Broker, tmp_path: Path):
-    sub = Subscriber(broker.port, "edgewise/#")
+    sub = Subscriber(broker.port, "edgewise/+/+/events")  # edgewise/<device>/status is the device's state
     sink = MqttSink("127.0.0.1", broker.port, device="pi-test", app="classify",
                     buffer_path=tmp_path / "outbox.db")
     for i in range(20):

@@ -12,34 +12,13 @@ from typing import Any
 import numpy as np
 
 from edgewise.edge.apps.vibration import Mahalanobis, robust_z
-from edgewise.edge.evaluate import threshold_for_false_alarm
+from edgewise.edge.apps.vibration.commission import normal_threshold  # one rule, trainer and device
 
 from .config import VibrationConfig
 from .data import feature_moments
 from .model import fit_autoencoder, keras_predict, model_scores
 
 __all__ = ["normal_threshold", "time_folds", "out_of_fold_scores"]
-
-
-def normal_threshold(val_scores: np.ndarray, target_far: float, rule: str = "lognormal") -> float:
-    """The alarm threshold from held-out normal scores for a target false-alarm rate.
-
-    "empirical": the (1 - far) quantile of the validation scores. With ~100 strongly
-    overlapping (so correlated) validation windows that quantile is just their maximum and
-    says little about the tail. "lognormal" (default): fit a normal distribution to the log
-    scores and take its (1 - far) quantile, which extrapolates the tail from all scores; it is
-    never below the empirical one. Both use validation windows only, never the test windows.
-    """
-    from statistics import NormalDist
-
-    emp = threshold_for_false_alarm(val_scores, target_far)
-    if rule == "empirical":
-        return emp
-    if rule != "lognormal":
-        raise ValueError(f"threshold rule must be 'lognormal' or 'empirical', got '{rule}'")
-    ls = np.log(np.maximum(np.asarray(val_scores, np.float64), 1e-12))
-    z = NormalDist().inv_cdf(1.0 - target_far)
-    return float(max(emp, np.exp(ls.mean() + z * ls.std(ddof=1))))
 
 
 def time_folds(t: np.ndarray, win_s: float, k: int) -> list[tuple[np.ndarray, np.ndarray]]:

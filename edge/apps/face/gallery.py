@@ -13,6 +13,7 @@ unlinked.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -36,6 +37,19 @@ CREATE TABLE IF NOT EXISTS images (
 """
 
 
+def _create_private(path: Path) -> None:
+    """Create the gallery file readable by its owner only (0600): embeddings are biometric data.
+
+    SQLite gives its journal files the database file's permissions, so they stay private too.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise ValueError(f"{path}: cannot create the gallery ({e.strerror})") from None
+
+
 class Gallery:
     """People and embeddings in SQLite; a context manager that closes the connection."""
 
@@ -43,6 +57,8 @@ class Gallery:
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise ValueError(f"{self.path}: no such gallery (enroll someone first: edgewise enroll)")
+        if create and not self.path.exists():
+            _create_private(self.path)
         try:
             self._db = sqlite3.connect(str(self.path))
             self._db.execute("PRAGMA foreign_keys = ON")

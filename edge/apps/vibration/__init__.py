@@ -7,7 +7,9 @@
 - ``diagnosis``: the likely failing bearing part from envelope-spectrum peaks (on an alarm);
 - ``app``: ``VibrationApp``, the three pipeline stages, and the autoencoder's score;
 - ``cli``: ``edgewise run vibration`` (``run_main``);
-- ``cost``: the edge cost per window on one core (``edge_cost``), for benchmarks and the demo.
+- ``cost``: the edge cost per window on one core (``edge_cost``), for benchmarks and the demo;
+- ``commission``: ``edgewise commission vibration``, this machine's healthy state learned on the
+  device and applied by the app (imported where used: it is not needed to run a bundle).
 
 The names below are the package's public surface; training, benchmarks and tests import
 them from here.

@@ -82,5 +82,6 @@ class AlarmConfig:
     def state(self, threshold: float, *, n: int | None = None, m: int | None = None) -> AlarmState:
         """A fresh alarm at ``threshold``; ``n``/``m`` override the bundle's (``--alarm-n/-m``)."""
         return AlarmState(
-            threshold, n=self.n if n is None else n, m=self.m if m is None else m, clear_threshold=threshold * self.clear_ratio
+            threshold, n=self.n if n is None else n, m=self.m if m is None else m,
+            clear_threshold=threshold * self.clear_ratio,
         )

@@ -507,7 +507,8 @@ def listen(source: Iterable[Any], fx: FeatureExtractor, seconds: float, hop: int
     return st
 
 
-def report_lines(c: Commissioning | None, checks: list[Check], path: Path | None) -> list[str]:
+def report_lines(c: Commissioning | None, checks: list[Check], path: Path | None,
+                 beside: bool = True) -> list[str]:
     """The short report: checks, then thresholds before -> after and the false-alarm rates."""
     lines = [f"check {ch.name}: {'ok' if ch.ok else 'FAILED'}: {ch.text}" for ch in checks]
     if c is None:
@@ -527,7 +528,9 @@ def report_lines(c: Commissioning | None, checks: list[Check], path: Path | None
     if "level_db_vs_training" in r:
         lines.append(f"  level: {r['level_db_vs_training']:+.1f} dB vs the training rig")
     if path is not None:
-        lines.append(f"wrote {path} (applied by `edgewise run vibration` beside this bundle)")
+        how = ("applied by `edgewise run vibration` beside this bundle" if beside
+               else f"apply it: `edgewise run vibration --commissioning {path}`")
+        lines.append(f"wrote {path} ({how})")
     return lines
 
 
@@ -598,7 +601,8 @@ def commission_main(argv: list[str]) -> int:
         path = None
         if c is not None:
             path = c.save(Path(a.out) if a.out else commissioning_path(bundle))
-        for line in report_lines(c, checks, path):
+        beside = path is not None and path.resolve() == commissioning_path(bundle).resolve()
+        for line in report_lines(c, checks, path, beside):
             log(line, quiet=a.quiet)
         emit_json({"ok": c is not None, "file": None if path is None else str(path),
                    "checks": [ch.to_dict() for ch in checks],

@@ -17,6 +17,7 @@ import platform
 import time
 from pathlib import Path
 
+from ...progress import log
 from ..emulator import EnvironmentProblem, VerifyError
 from ..rootfs import DEFAULT_CACHE, DEFAULT_MIRROR
 from .figures import (
@@ -27,6 +28,8 @@ from .figures import (
     Projection,
     calibration_from_bench,
     load_calibration,
+    pipeline_ratios,
+    pipelines,
     ratios,
     store_calibration,
 )
@@ -62,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", default=[], metavar="FILE",
                    help="also project this .tflite/.onnx model, e.g. the detector a pipeline runs beside "
                    "the bundle's model (repeatable)")
+    p.add_argument("--yunet", metavar="FILE", help="the face pipeline's YuNet detector (.onnx), run as "
+                   "the pipeline runs it (cv2.FaceDetectorYN, 320x320); for a face bundle the default is "
+                   "$EDGEWISE_DATA/models/face_detection/yunet_n_320_320.onnx when present")
     p.add_argument("--runs", type=int, default=10, help="inferences counted per variant")
     p.add_argument("--calibrate", metavar="BENCH.json", help="`edgewise bench BUNDLE --threads 1 --json` "
                    "measured on the board: scales the projected times; stored and reused for this target")
@@ -82,21 +88,41 @@ def _model_precision(path: Path) -> str:
         return "int8" if m.input_dtype.itemsize == 1 else "float32"
 
 
-def jobs_for(bundle_path: str | None, variants: list[str] | None,
-             models: list[str]) -> tuple[list[ModelJob], str]:
-    """What to project: the bundle's variants (all, or the named) and any extra model files."""
+def _default_yunet(quiet: bool) -> Path | None:
+    """A face bundle's pipeline runs YuNet first: its public model file, when it is here."""
+    from ...apps.face.detect import detector_model_path
+
+    try:
+        return detector_model_path("yunet")
+    except ValueError as e:
+        log(f"{PROG}: the face pipeline's YuNet detector is not projected: {e}", quiet=quiet)
+        return None
+
+
+def jobs_for(bundle_path: str | None, variants: list[str] | None, models: list[str],
+             yunet: str | None = None, quiet: bool = True) -> tuple[list[ModelJob], str]:
+    """What to project: the bundle's variants (all, or the named), the face pipeline's detector
+    (``--yunet``, or by default for a face bundle) and any extra model files."""
     from ...bundle import load_bundle
 
     jobs: list[ModelJob] = []
     source = ""
+    yunet_path = Path(yunet) if yunet else None
     if bundle_path:
         bundle = load_bundle(bundle_path)
         source = bundle.name
         for name in variants or list(bundle.variants):
             v = bundle.variant(name)  # unknown names fail here, with the valid ones
             jobs.append(ModelJob(v.name, v.backend, v.precision, bundle=Path(bundle.path), variant=v.name))
+        if yunet_path is None and bundle.spec.app == "face":
+            yunet_path = _default_yunet(quiet)
     elif variants:
         raise ValueError("--variants needs a bundle")
+    if yunet_path is not None:
+        if not yunet_path.is_file():
+            raise ValueError(f"{yunet_path}: YuNet model file not found")
+        jobs.append(ModelJob(yunet_path.stem, "opencv", "float32", yunet=yunet_path))
+        source = source or yunet_path.name
     for m in models:
         path = Path(m)
         if not path.is_file():
@@ -107,7 +133,7 @@ def jobs_for(bundle_path: str | None, variants: list[str] | None,
         jobs.append(ModelJob(path.stem, backend, _model_precision(path), model=path))
         source = source or path.name
     if not jobs:
-        raise ValueError("nothing to project: give a bundle or --model FILE")
+        raise ValueError("nothing to project: give a bundle, --model FILE or --yunet FILE")
     if len({j.name for j in jobs}) != len(jobs):
         raise ValueError("two models with the same name: rename one file")
     return jobs, source
@@ -141,6 +167,14 @@ def report_text(p: Projection) -> str:
         for r in p.ratios:
             lines.append(f"int8/float32 ({r.backend}: {r.float32} time / {r.int8} time): {r.ratio:.2f}x "
                          f"(band {r.band[0]:.2f}-{r.band[1]:.2f}x; {r.label})")
+    if p.pipelines:
+        lines += ["", "per frame, the pipeline's models (one face):"]
+        for pl in p.pipelines:
+            lines.append(f"  {' + '.join(pl.models)}: {pl.cycles:,.0f} cycles, {_ms(pl.ms)} ms "
+                         f"(band {_ms(pl.ms_band[0])}-{_ms(pl.ms_band[1])} ms; {pl.label})")
+        for r in p.pipeline_ratios:
+            lines.append(f"  int8/float32, whole pipeline ({r.backend}): {r.ratio:.2f}x "
+                         f"(band {r.band[0]:.2f}-{r.band[1]:.2f}x)")
     if p.calibration:
         c = p.calibration
         lines.append(f"\ncalibrated: times x{c.factor} (median measured/projected over "
@@ -153,7 +187,7 @@ def _project(a: argparse.Namespace) -> int:
     from ...cliargs import emit_json
 
     t0 = time.monotonic()
-    jobs, source = jobs_for(a.bundle, a.variants, a.model)
+    jobs, source = jobs_for(a.bundle, a.variants, a.model, a.yunet, a.quiet)
     tool_cache = cache_home()
     figs, tools = project_models(jobs, a.target, cache=Path(a.root).resolve(), tool_cache=tool_cache,
                                  mirror=a.mirror, runs=a.runs, quiet=a.quiet)
@@ -168,9 +202,10 @@ def _project(a: argparse.Namespace) -> int:
     if cal:
         for f in figs:
             f.calibrated_ms = round(f.ms * cal.factor, 4)
+    pipes = pipelines(figs, BOARDS[a.target].ghz)
     proj = Projection(
         target=a.target, board=BOARDS[a.target], source=source, runs=a.runs, variants=figs,
-        ratios=ratios(figs), calibration=cal,
+        ratios=ratios(figs), pipelines=pipes, pipeline_ratios=pipeline_ratios(figs, pipes), calibration=cal,
         tools={"qemu": str(tools.qemu), "qemu_version": tools.qemu_version, "plugin": str(tools.plugin),
                "llvm_mca": str(tools.llvm_mca), "llvm_version": tools.llvm_version},
         host={"machine": platform.machine(), "cpu": _host_cpu(), "cores": os.cpu_count()},

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["BAND", "LABEL", "MEASURED_NOTE", "Board", "BOARDS", "VariantFigures", "Ratio", "Calibration",
-           "Projection", "ratios", "calibration_from_bench", "calibration_path", "load_calibration",
+           "Pipeline", "Projection", "ratios", "pipelines", "pipeline_ratios", "calibration_from_bench",
+           "calibration_path", "load_calibration",
            "store_calibration"]
 
 BAND = 0.30
@@ -82,6 +83,19 @@ class Ratio:
 
 
 @dataclass
+class Pipeline:
+    """The models one frame of an application's pipeline runs, with one variant of the bundle's
+    model (face: the detector, then the embedder for one face): their projected sum."""
+
+    variant: str
+    models: list[str]
+    cycles: float
+    ms: float
+    ms_band: tuple[float, float]
+    label: str = LABEL
+
+
+@dataclass
 class Calibration:
     """measured / projected time on a real board, from an ``edgewise bench --json`` result."""
 
@@ -104,6 +118,8 @@ class Projection:
     runs: int
     variants: list[VariantFigures]
     ratios: list[Ratio]
+    pipelines: list[Pipeline]
+    pipeline_ratios: list[Ratio]
     tools: dict[str, Any]
     calibration: Calibration | None
     band: float = BAND
@@ -129,6 +145,34 @@ def ratios(figs: list[VariantFigures]) -> list[Ratio]:
         if f32 and i8 and i8.cycles > 0:
             r = f32.cycles / i8.cycles
             out.append(Ratio(backend, i8.name, f32.name, round(r, 3), band(r)))
+    return out
+
+
+def pipelines(figs: list[VariantFigures], board_ghz: float) -> list[Pipeline]:
+    """Each bundle variant with the pipeline's other models (``opencv``: the face detector)."""
+    extra = [f for f in figs if f.backend == "opencv"]
+    if not extra:
+        return []
+    out = []
+    for f in figs:
+        if f.backend == "opencv":
+            continue
+        cycles = f.cycles + sum(e.cycles for e in extra)
+        ms = cycles / (board_ghz * 1e6)
+        out.append(Pipeline(f.name, [e.name for e in extra] + [f.name], round(cycles), round(ms, 5),
+                            band(ms)))
+    return out
+
+
+def pipeline_ratios(figs: list[VariantFigures], pipes: list[Pipeline]) -> list[Ratio]:
+    """int8/float32 of the whole pipeline (detector included) per backend."""
+    by = {p.variant: p for p in pipes}
+    out = []
+    for r in ratios(figs):
+        f32, i8 = by.get(r.float32), by.get(r.int8)
+        if f32 and i8 and i8.cycles > 0:
+            x = f32.cycles / i8.cycles
+            out.append(Ratio(r.backend, i8.variant, f32.variant, round(x, 3), band(x)))
     return out
 
 

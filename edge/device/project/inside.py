@@ -1,7 +1,9 @@
 """What runs inside the emulated root under the block-count plugin: N inferences between markers.
 
 ``python -m edgewise.edge.device.project.inside --bundle B --variant V --runs N --out F.json``
-(or ``--model FILE`` for a bare ``.tflite`` / ``.onnx``) opens the model with one thread, runs
+(or ``--model FILE`` for a bare ``.tflite`` / ``.onnx``, or ``--yunet FILE`` for the face
+pipeline's detector as it runs it: ``cv2.FaceDetectorYN`` on a 320x320 frame, one OpenCV
+thread) opens the model with one thread, runs
 it a few times untimed (XNNPACK packs weights and ONNX Runtime plans on the first call), then
 calls the runtime's own ``invoke()`` / ``run()`` N times between two marker system calls that
 the plugin watches. Only the inference is between the markers: the input is prepared before
@@ -75,6 +77,22 @@ def _open(a: argparse.Namespace) -> tuple[Any, np.ndarray | None, dict[str, Any]
     return load_model(bundle, v.name, threads=a.threads), x, {"variant": v.name}
 
 
+def yunet_call(path: str) -> Callable[[], Any]:
+    """The face pipeline's detector (``YuNetDetector``) on one 320x320 frame, one OpenCV thread.
+
+    The frame is fixed pseudo-random noise (synthetic): YuNet's network costs the same on any
+    content; only its few candidate boxes' decoding would differ on a real face."""
+    import cv2
+
+    from ...apps.face.detect import YuNetDetector
+
+    cv2.setNumThreads(1)
+    det = YuNetDetector(path)
+    frame = np.random.default_rng(0).integers(0, 256, size=(320, 320, 3), dtype=np.uint8)
+    det.detect(frame)
+    return lambda: det.detect(frame)
+
+
 def inside_main(argv: list[str]) -> int:
     """Run one model N times between the markers; write what ran to ``--out``."""
     from ..kernels import cpu_facts, model_kernels
@@ -83,20 +101,24 @@ def inside_main(argv: list[str]) -> int:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--bundle")
     src.add_argument("--model")
+    src.add_argument("--yunet")
     p.add_argument("--variant")
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
+    if a.yunet:
+        call = yunet_call(a.yunet)
+        _measure(call, a.runs)
+        info = {"model": Path(a.yunet).name, "backend": "opencv", "runs": a.runs, "threads": 1,
+                "input_shape": [1, 320, 320, 3], "input_dtype": "uint8",
+                "kernels": {"runtime": "opencv", "providers": ["OpenCV DNN (cv2.FaceDetectorYN)"]},
+                "cpu": cpu_facts(), "tensorflow_imported": "tensorflow" in sys.modules}
+        Path(a.out).write_text(dumps(info))
+        return 0
     model, x, what = _open(a)
     try:
-        call = prepare_call(model, x)
-        for _ in range(WARMUP):
-            call()
-        marker(MAGIC_START)
-        for _ in range(a.runs):
-            call()
-        marker(MAGIC_STOP)
+        _measure(prepare_call(model, x), a.runs)
         info = {**what, "backend": model.backend, "runs": a.runs, "threads": a.threads,
                 "input_shape": list(model.input_shape), "input_dtype": model.input_dtype.name,
                 "kernels": model_kernels(model), "cpu": cpu_facts(),
@@ -105,6 +127,16 @@ def inside_main(argv: list[str]) -> int:
         model.close()
     Path(a.out).write_text(dumps(info))
     return 0
+
+
+def _measure(call: Callable[[], Any], runs: int) -> None:
+    """Warm up untimed, then ``runs`` calls between the two markers the plugin counts between."""
+    for _ in range(WARMUP):
+        call()
+    marker(MAGIC_START)
+    for _ in range(runs):
+        call()
+    marker(MAGIC_STOP)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ TOP = 8
 
 @dataclass(frozen=True)
 class ModelJob:
-    """One model to project: a bundle's variant or a bare model file (``--model``)."""
+    """One model to project: a bundle's variant, a bare model file (``--model``) or the face
+    pipeline's YuNet detector run as the pipeline runs it (``yunet``)."""
 
     name: str
     backend: str
@@ -42,6 +43,7 @@ class ModelJob:
     bundle: Path | None = None
     variant: str | None = None
     model: Path | None = None
+    yunet: Path | None = None
 
 
 class ProjectStage(Stage):
@@ -64,6 +66,8 @@ def _count(env: dict[str, Any], target: Target, prefix: list[str], hosttools: st
     counts, info = work / f"counts-{job.name}.txt", work / f"info-{job.name}.json"
     if job.model is not None:
         src = ["--model", f"{inroot}/models/{job.model.name}"]
+    elif job.yunet is not None:
+        src = ["--yunet", f"{inroot}/models/{job.yunet.name}"]
     else:
         src = ["--bundle", f"{inroot}/bundle", "--variant", str(job.variant)]
     chroot(env["root"], target,
@@ -117,9 +121,10 @@ def project_models(jobs: list[ModelJob], target_name: str, *, cache: Path, tool_
             for job in jobs:
                 if job.bundle is not None and not (work / "bundle").exists():
                     shutil.copytree(job.bundle, work / "bundle")
-                if job.model is not None:
-                    (work / "models").mkdir(exist_ok=True)
-                    shutil.copy2(job.model, work / "models" / job.model.name)
+                for f in (job.model, job.yunet):
+                    if f is not None:
+                        (work / "models").mkdir(exist_ok=True)
+                        shutil.copy2(f, work / "models" / f.name)
                 with stage(job.name, f"{job.name}: {runs} inferences on {target.qemu_cpu}, counted, "
                            f"priced on {board.mcpu}"):
                     counts, info = _count(env, target, prefix, hosttools, work, inroot, job, runs)

@@ -27,7 +27,7 @@ from ..emulator import EnvironmentProblem
 __all__ = ["APT_PACKAGES", "ProjectUnavailable", "Tools", "find_tools", "build_plugin", "install_host_tools",
            "cache_home"]
 
-APT_PACKAGES = ("qemu-user", "llvm-16", "gcc", "libc6-dev", "libglib2.0-dev", "pkg-config", "dpkg-dev")
+APT_PACKAGES = ("qemu-user", "llvm-16", "gcc", "libc6-dev", "libglib2.0-dev", "pkg-config")
 QEMU = "/usr/bin/qemu-aarch64"  # Debian's dynamic build (qemu-user); qemu-aarch64-static refuses -plugin
 LLVM_VERSIONS = (19, 18, 17, 16)  # llvm-mca 16 is the first with a Neoverse N2 scheduling model
 PLUGIN_SOURCE = "blockcount.c"

@@ -47,3 +47,17 @@ def test_bad_embeddings_and_missing_gallery_are_refused(tmp_path):
             g.add(" ", np.ones((1, 4)), model="m")
     with pytest.raises(ValueError, match="no such gallery"):
         Gallery(tmp_path / "missing.db", create=False)
+
+
+def test_a_new_gallery_is_readable_by_its_owner_only(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "g.db"
+    old = os.umask(0o022)  # a default umask would leave it world-readable
+    try:
+        with Gallery(path) as g:
+            g.add("erin", np.ones((1, 8)), model="m")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

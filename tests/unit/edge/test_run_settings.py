@@ -65,10 +65,16 @@ def test_defaults_write_events_to_stdout_only_and_serve_no_status_page() -> None
     (["--stats-window", "0"], "--stats-window 0: must be at least 1"),
     (["--give-up-after", "-1"], "--give-up-after -1: must be 0"),
     (["--max-image-pixels", "0"], "--max-image-pixels 0: must be at least 1"),
+    (["--ha-discovery"], "--ha-discovery: needs --mqtt HOST"),
 ])
 def test_bad_run_settings_are_refused_at_the_edge(flags: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         _settings(*flags)
+
+
+def test_ha_discovery_is_a_setting_of_the_mqtt_sink() -> None:
+    assert _settings("--mqtt", "broker.lan", "--ha-discovery").sinks.ha_discovery
+    assert not _settings("--mqtt", "broker.lan").sinks.ha_discovery
 
 
 def test_sinks_are_the_ones_the_settings_name(tmp_path: Path) -> None:

@@ -1,0 +1,85 @@
+"""edgewise project without an emulator: the plugin's output format, int8/float32 ratios, the
+calibration from a board's `edgewise bench` result (synthetic bench JSON), and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgewise.edge.device.project.cli import jobs_for, project_main
+from edgewise.edge.device.project.figures import (
+    VariantFigures,
+    band,
+    calibration_from_bench,
+    load_calibration,
+    ratios,
+    store_calibration,
+)
+from edgewise.edge.device.project.mca import Block, read_counts
+
+
+def _fig(name: str, backend: str, precision: str, cycles: float, ghz: float = 2.4) -> VariantFigures:
+    ms = cycles / (ghz * 1e6)
+    return VariantFigures(name=name, backend=backend, precision=precision, cycles=cycles, ms=ms,
+                          ms_band=band(ms), instructions=0, hot_share=1.0, dot_product=0, fmla=0, top=[],
+                          delegate=None)
+
+
+def test_read_counts_keeps_each_block_with_its_executions_and_instruction_words(tmp_path: Path):
+    f = tmp_path / "counts.txt"
+    f.write_text("# markers 2 blocks 7\n41f7a0 12 2 1f2003d5c0035fd6\n")
+    markers, blocks = read_counts(f)
+    assert markers == 2
+    assert blocks == [Block(0x41F7A0, 12, bytes.fromhex("1f2003d5c0035fd6"))]
+    assert blocks[0].words == [0xD503201F, 0xD65F03C0]  # nop; ret
+
+
+def test_ratio_is_float32_time_over_int8_time_per_backend_with_its_band():
+    figs = [_fig("tflite_float32", "litert", "float32", 300_000),
+            _fig("tflite_int8", "litert", "int8", 200_000),
+            _fig("onnx_float32", "onnxruntime", "float32", 100_000)]
+    (r,) = ratios(figs)  # ONNX has no int8 variant here: no ratio for it
+    assert (r.backend, r.ratio) == ("litert", 1.5)
+    assert r.band == (pytest.approx(1.05), pytest.approx(1.95))
+
+
+def _bench(tmp_path: Path, machine: str, rows: list[dict]) -> Path:
+    p = tmp_path / "bench.json"
+    p.write_text(json.dumps({"host": {"machine": machine, "cpu": "Cortex-A72", "emulated": False},
+                             "rows": rows}))
+    return p
+
+
+def test_calibration_is_the_median_measured_over_projected_and_is_stored_for_reuse(tmp_path: Path):
+    figs = [_fig("a", "litert", "float32", 2.4e6), _fig("b", "litert", "int8", 1.2e6),
+            _fig("c", "litert", "float16", 2.4e6)]  # projected 1.0, 0.5 and 1.0 ms
+    rows = [{"variant": "a", "threads": 1, "p50_ms": 3.0}, {"variant": "b", "threads": 1, "p50_ms": 2.0},
+            {"variant": "c", "threads": 1, "p50_ms": 2.0}, {"variant": "a", "threads": 2, "p50_ms": 0.1}]
+    cal = calibration_from_bench(_bench(tmp_path, "aarch64", rows), "pi4", figs, "digits")
+    assert cal.per_variant == {"a": 3.0, "b": 4.0, "c": 2.0}  # the 2-thread row is not used
+    assert cal.factor == 3.0
+    store_calibration(tmp_path / "cache", cal)
+    assert load_calibration(tmp_path / "cache", "pi4") == cal
+    assert load_calibration(tmp_path / "cache", "pi5") is None
+
+
+def test_calibration_refuses_a_bench_measured_on_this_x86_machine(tmp_path: Path):
+    rows = [{"variant": "a", "threads": 1, "p50_ms": 3.0}]
+    with pytest.raises(ValueError, match="not on a Raspberry Pi"):
+        calibration_from_bench(_bench(tmp_path, "x86_64", rows), "pi4",
+                               [_fig("a", "litert", "float32", 1e6)], "d")
+
+
+def test_nothing_to_project_is_one_error_line_with_exit_2(capsys: pytest.CaptureFixture[str]):
+    assert project_main(["--target", "pi5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["edgewise project: error: nothing to project: give a bundle, --model FILE or --yunet FILE"]
+
+
+def test_a_model_that_is_not_tflite_or_onnx_is_refused(tmp_path: Path):
+    f = tmp_path / "model.pt"
+    f.write_bytes(b"x")
+    with pytest.raises(ValueError, match="expected a .tflite or .onnx model"):
+        jobs_for(None, None, [str(f)])
