@@ -180,8 +180,11 @@ def test_a_bookworm_card_carries_firstrun_the_cmdline_hook_and_the_payload(tmp_p
     assert PSK not in r.stdout + r.stderr and want_hash not in r.stdout + r.stderr
     assert "psk" not in json.dumps(res["payload"]).lower()
     subprocess.run(["sha256sum", "-c", "--quiet", "card.img.sha256"], cwd=tmp_path, check=True)
-    # the base image is untouched
+    # the base image is untouched, and a card is no base for another card
     assert boot_read(base, "cmdline.txt").decode() == CMDLINE
+    again = image("--base", str(out), "--bundle", str(tiny_bundle), "--app", "inspect", "--out",
+                  str(tmp_path / "card2.img"), "--wheel", str(wheel), "--no-deps", "-q")
+    assert again.returncode == 2 and "already carries an edgewise payload" in again.stderr, again.stderr
 
 
 def test_trixie_cloud_init_files_pass_cloud_init_s_own_checks(tmp_path, wheel, tiny_bundle, secrets):

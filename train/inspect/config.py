@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from edgewise.edge.apps.inspect import TileConfig
 
+from .guarantee import parse_kind_floors
+
 __all__ = ["MODES", "InspectConfig"]
 
 MODES = ("supervised", "good-only")
@@ -30,7 +32,10 @@ class InspectConfig:
     good_crops: int = 4  # per good training image and epoch
     hard_negatives: int = 1500  # good tiles the model scores highest, re-fed as negatives
     mine_every: int = 3  # epochs between hard-negative mining passes (supervised)
-    recall: float = 0.98
+    recall: float = 0.98  # supervised: target recall (with folds: the target of its lower bound)
+    folds: int = 0  # supervised: threshold from out-of-fold scores of K fold models (0: on validation)
+    min_recall_per_kind: str | None = None  # "0.9" or "crack=0.9,fray=0.85": lower-bound floors per kind
+    confidence: float = 0.95  # one-sided confidence of the recall lower bound
     false_alarm: float = 0.05  # good-only: threshold for this false-alarm rate on good validation parts
     seed: int = 0
     threads: int = 2
@@ -48,6 +53,17 @@ class InspectConfig:
             raise ValueError(f"false-alarm rate must be in (0, 1), got {self.false_alarm}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.folds == 1 or self.folds < 0:
+            raise ValueError(f"--folds must be 0 (threshold on validation) or at least 2, got {self.folds}")
+        if self.folds and self.mode != "supervised":
+            raise ValueError("--folds: out-of-fold thresholds need labelled defects (supervised mode only)")
+        if self.folds and not 0 < self.recall < 1:
+            raise ValueError(f"--min-recall must be in (0, 1) for a lower bound, got {self.recall}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+        if self.min_recall_per_kind and not self.folds:
+            raise ValueError("--min-recall-per-kind needs --folds K (floors on out-of-fold lower bounds)")
+        parse_kind_floors(self.min_recall_per_kind)  # the format, before any training
         if self.memory < 0:
             raise ValueError(f"memory must be >= 0 tiles, got {self.memory}")
 

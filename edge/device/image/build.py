@@ -203,6 +203,9 @@ def image_main(argv: list[str]) -> int:
         if boot is None:
             raise ValueError(f"--base {base}: no FAT boot partition in its partition table")
         fat = FatImage(partial, boot)
+        if fat.exists(FOLDER):  # its old wheels and release would stay beside the new ones
+            raise ValueError(f"--base {base}: already carries an edgewise payload (/{FOLDER} on the boot "
+                             "partition); start from the official image")
         flavor, why = detect_flavor(fat)
         _say(f"Raspberry Pi OS {flavor.name} ({why}); first boot by {flavor.init}, Python {flavor.python}",
              a.quiet)

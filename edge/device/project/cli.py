@@ -33,7 +33,7 @@ from .figures import (
     ratios,
     store_calibration,
 )
-from .run import ModelJob, project_models
+from .run import ModelJob, prepare, project_models
 from .tools import APT_PACKAGES, cache_home
 
 __all__ = ["project_main", "build_parser", "jobs_for", "report_text"]
@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=10, help="inferences counted per variant")
     p.add_argument("--calibrate", metavar="BENCH.json", help="`edgewise bench BUNDLE --threads 1 --json` "
                    "measured on the board: scales the projected times; stored and reused for this target")
+    p.add_argument("--prepare", action="store_true", help="only build the QEMU plugin and the emulated root "
+                   "(setup; later projections reuse both)")
     p.add_argument("--root", default=os.environ.get("EDGEWISE_PI_ROOT", DEFAULT_CACHE),
                    help="cache of the emulated root (shared with verify; $EDGEWISE_PI_ROOT)")
     p.add_argument("--mirror", default=os.environ.get("EDGEWISE_DEBIAN_MIRROR", DEFAULT_MIRROR),
@@ -187,6 +189,11 @@ def _project(a: argparse.Namespace) -> int:
     from ...cliargs import emit_json
 
     t0 = time.monotonic()
+    if a.prepare:
+        tools = prepare(a.target, cache=Path(a.root).resolve(), tool_cache=cache_home(), mirror=a.mirror,
+                        quiet=a.quiet)
+        print(f"{PROG}: ready: plugin {tools.plugin}, {tools.llvm_mca}, {tools.qemu} ({tools.qemu_version})")
+        return EXIT_OK
     jobs, source = jobs_for(a.bundle, a.variants, a.model, a.yunet, a.quiet)
     tool_cache = cache_home()
     figs, tools = project_models(jobs, a.target, cache=Path(a.root).resolve(), tool_cache=tool_cache,

@@ -60,7 +60,8 @@ class VariantFigures:
     ms: float
     ms_band: tuple[float, float]
     instructions: float  # executed per inference
-    hot_share: float
+    hot_share: float  # executed instructions priced block by block by llvm-mca (the rest at their mean)
+    unpriced: float  # per inference: instructions llvm-mc could not decode or llvm-mca refused
     dot_product: float  # SDOT + UDOT executed per inference
     fmla: float  # vector FMLA executed per inference
     top: list[tuple[str, float]]  # most executed mnemonics per inference

@@ -51,7 +51,7 @@ class Pricing:
     hot_blocks: int
     hot_share: float  # executed instructions in the priced blocks / all executed instructions
     undecoded: int  # executed instructions llvm-mc could not decode (priced at the mean)
-    dropped: int  # instructions llvm-mca refused (no scheduling data), left out of their block
+    dropped: int  # executed instructions llvm-mca refused (no scheduling data), left out of their block
 
 
 def read_counts(path: Path) -> tuple[int, list[Block]]:
@@ -104,10 +104,11 @@ def _hot(blocks: list[Block]) -> list[Block]:
     return hot
 
 
-def _mca_cycles(regions: list[list[str]], llvm_mca: Path, mcpu: str) -> tuple[list[float], int]:
-    """Cycles per iteration of each region; lines llvm-mca refuses are dropped and it runs again."""
+def _mca_cycles(regions: list[list[str]], llvm_mca: Path, mcpu: str) -> tuple[list[float], list[int]]:
+    """Cycles per iteration of each region; lines llvm-mca refuses are dropped and it runs again
+    (the second value: the region of each dropped instruction)."""
     regions = [list(r) for r in regions]
-    dropped = 0
+    dropped: list[int] = []
     for _ in range(20):
         lines, where = [], {}
         for i, r in enumerate(regions):
@@ -125,11 +126,13 @@ def _mca_cycles(regions: list[list[str]], llvm_mca: Path, mcpu: str) -> tuple[li
         finally:
             Path(f.name).unlink(missing_ok=True)
         if p.returncode == 0:
-            cycles = [0.0] * len(regions)
+            cycles: dict[int, float] = {}
             for m in re.finditer(r"Code Region - b(\d+)\s+Iterations:\s+(\d+)\s+Instructions:\s+\d+\s+"
                                  r"Total Cycles:\s+(\d+)", p.stdout):
                 cycles[int(m.group(1))] = int(m.group(3)) / int(m.group(2))
-            return cycles, dropped
+            if len(cycles) != len(regions):
+                raise RuntimeError(f"llvm-mca -mcpu={mcpu} reported {len(cycles)} of {len(regions)} blocks")
+            return [cycles[i] for i in range(len(regions))], dropped
         refuse = {where[int(m.group(1))] for m in _ERR.finditer(p.stderr) if int(m.group(1)) in where}
         if not refuse:  # "unsupported instruction" names the text, not the line
             named = {m.group(1).strip() for m in re.finditer(r"note: instruction:\s*(.+)", p.stderr)}
@@ -140,7 +143,7 @@ def _mca_cycles(regions: list[list[str]], llvm_mca: Path, mcpu: str) -> tuple[li
             raise RuntimeError(f"llvm-mca -mcpu={mcpu} failed: {tail[0]}")
         for i, j in sorted(refuse, reverse=True):
             del regions[i][j]
-            dropped += 1
+            dropped.append(i)
         regions = [r or ["nop"] for r in regions]
     raise RuntimeError(f"llvm-mca -mcpu={mcpu}: too many refused instructions")
 
@@ -155,8 +158,9 @@ def price(blocks: list[Block], asm: dict[int, str], llvm_mca: Path, mcpu: str) -
     undecoded = sum(b.executions * sum(w not in asm for w in b.words) for b in blocks)
     per_block, dropped = _mca_cycles(regions, llvm_mca, mcpu)
     hot_cycles = sum(b.executions * c for b, c in zip(hot, per_block, strict=True))
+    dropped_executions = sum(hot[i].executions for i in dropped)
     hot_insns = sum(b.executions * len(b.words) for b in hot)
     cpi = hot_cycles / hot_insns
     rest = total_insns - hot_insns
     return Pricing(cycles=hot_cycles + rest * cpi, instructions=total_insns, hot_blocks=len(hot),
-                   hot_share=hot_insns / total_insns, undecoded=undecoded, dropped=dropped)
+                   hot_share=hot_insns / total_insns, undecoded=undecoded, dropped=dropped_executions)

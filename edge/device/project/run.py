@@ -26,7 +26,7 @@ from .inside import MODULE
 from .mca import disassemble, instruction_mix, price, read_counts
 from .tools import Tools, find_tools, install_host_tools
 
-__all__ = ["ModelJob", "ProjectStage", "project_models"]
+__all__ = ["ModelJob", "ProjectStage", "prepare", "project_models"]
 
 DOT = ("sdot", "udot")
 TOP = 8
@@ -97,10 +97,25 @@ def _figures(job: ModelJob, counts: Path, info: dict[str, Any], tools: Tools, bo
     return VariantFigures(
         name=job.name, backend=job.backend, precision=job.precision, cycles=round(cycles),
         ms=round(ms, 5), ms_band=band(ms), instructions=round(pricing.instructions / runs),
-        hot_share=round(pricing.hot_share, 4), dot_product=round(sum(mix[m] for m in DOT) / runs),
+        hot_share=round(pricing.hot_share, 4),
+        unpriced=round((pricing.undecoded + pricing.dropped) / runs, 1),
+        dot_product=round(sum(mix[m] for m in DOT) / runs),
         fmla=round(fmla / runs), top=[(m, round(n / runs)) for m, n in mix.most_common(TOP)],
         delegate=k.get("delegate") or (", ".join(k.get("providers") or []) or None),
     )
+
+
+def prepare(target_name: str, *, cache: Path, tool_cache: Path, mirror: str, quiet: bool) -> Tools:
+    """Setup only: build the plugin, find llvm, build or refresh the emulated root."""
+    target = TARGETS[target_name]
+    check_environment(need_debootstrap=not root_dir(cache).is_dir())
+    stage = ProjectStage(5, quiet)
+    with stage("tools", "QEMU with the block-count plugin, llvm-mc and llvm-mca"):
+        tools = find_tools(tool_cache, mirror, quiet)
+    with cache_lock(cache, quiet):
+        env = prepare_root(cache, target, mirror=mirror, stage=stage, quiet=quiet)
+        install_host_tools(env["root"], tools)
+    return tools
 
 
 def project_models(jobs: list[ModelJob], target_name: str, *, cache: Path, tool_cache: Path, mirror: str,

@@ -23,8 +23,8 @@ from edgewise.edge.device.project.mca import Block, read_counts
 def _fig(name: str, backend: str, precision: str, cycles: float, ghz: float = 2.4) -> VariantFigures:
     ms = cycles / (ghz * 1e6)
     return VariantFigures(name=name, backend=backend, precision=precision, cycles=cycles, ms=ms,
-                          ms_band=band(ms), instructions=0, hot_share=1.0, dot_product=0, fmla=0, top=[],
-                          delegate=None)
+                          ms_band=band(ms), instructions=0, hot_share=1.0, unpriced=0, dot_product=0,
+                          fmla=0, top=[], delegate=None)
 
 
 def test_read_counts_keeps_each_block_with_its_executions_and_instruction_words(tmp_path: Path):
@@ -83,3 +83,48 @@ def test_a_model_that_is_not_tflite_or_onnx_is_refused(tmp_path: Path):
     f.write_bytes(b"x")
     with pytest.raises(ValueError, match="expected a .tflite or .onnx model"):
         jobs_for(None, None, [str(f)])
+
+
+def test_a_missing_plugin_capable_qemu_is_one_line_naming_the_package(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path):
+    from edgewise.edge.device.project import tools
+
+    monkeypatch.setattr(tools, "QEMU", str(tmp_path / "qemu-aarch64"))
+    with pytest.raises(tools.ProjectUnavailable, match="qemu-user") as e:
+        tools.find_tools(tmp_path, "http://deb.debian.org/debian", quiet=True)
+    assert "\n" not in str(e.value)
+
+
+SDOT, FMLA, RET = 0x4E829420, 0x4E25CC83, 0xD65F03C0
+
+
+def _llvm():
+    from edgewise.edge.device.project import tools
+
+    try:
+        return tools._llvm()  # noqa: SLF001
+    except tools.ProjectUnavailable as e:
+        pytest.skip(str(e))
+
+
+def test_llvm_mc_names_the_dot_product_and_fmla_words_the_plugin_reports():
+    from edgewise.edge.device.project.mca import disassemble, instruction_mix
+
+    mc, _, _ = _llvm()
+    asm = disassemble({SDOT, FMLA, RET}, mc)
+    assert asm[SDOT].split()[0] == "sdot" and asm[FMLA].split()[0] == "fmla"
+    code = b"".join(w.to_bytes(4, "little") for w in (SDOT, SDOT, FMLA, RET))
+    mix = instruction_mix([Block(0x1000, 10, code)], asm)
+    assert (mix["sdot"], mix["fmla"], mix["ret"]) == (20, 10, 10)
+
+
+def test_a_block_executed_twice_as_often_costs_twice_the_cycles():
+    from edgewise.edge.device.project.mca import disassemble, price
+
+    mc, mca, _ = _llvm()
+    code = b"".join(w.to_bytes(4, "little") for w in (FMLA,) * 8)
+    asm = disassemble({FMLA}, mc)
+    once = price([Block(0x1000, 100, code)], asm, mca, "cortex-a72")
+    twice = price([Block(0x1000, 200, code)], asm, mca, "cortex-a72")
+    assert once.cycles > 0 and twice.cycles == pytest.approx(2 * once.cycles)
+    assert once.hot_share == 1.0 and once.undecoded == 0 and once.dropped == 0
