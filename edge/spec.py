@@ -47,7 +47,7 @@ from .evaluate import DECISIONS, SCORES
 
 __all__ = [
     "SCHEMA_VERSION", "BACKENDS", "PRECISIONS", "COLORS", "BundleError", "BundleSpec", "Input", "Output",
-    "Normalization", "Thresholds", "Evaluation", "Variant", "FileEntry", "IDENTITY", "MAX_JSON_BYTES",
+    "Normalization", "Thresholds", "OperatingPoint", "KindRecall", "Evaluation", "Variant", "FileEntry", "IDENTITY", "MAX_JSON_BYTES",
     "MAX_DEPTH", "SCHEMA_FILE", "json_schema", "write_json_schema", "check_depth",
 ]
 
@@ -346,6 +346,60 @@ class Output(_Tensor):
     head: Head | None = Field(None, description="Inspection: a head applied to the outputs (features).")
 
 
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, le=1 << 31)]
+KindName = Annotated[str, Field(pattern=r"^[^\x00-\x1f]{1,64}$")]
+
+
+class KindRecall(_Spec):
+    """One defect kind at the operating point: caught of defects, recall and its lower bound."""
+
+    defects: Count = Field(description="Defective parts of this kind that were scored.")
+    caught: Count = Field(description="How many of them scored at/above the threshold.")
+    recall: Share = Field(description="caught / defects.")
+    recall_lower: Share = Field(description="One-sided Clopper-Pearson lower bound on the recall.")
+    min_recall: Share | None = Field(None, description="The floor asked for this kind, if any.")
+    reached: bool | None = Field(None, description="Whether the lower bound meets the floor.")
+
+
+class OperatingPoint(_Spec):
+    """Inspection's threshold with the recall it guarantees: measured on out-of-fold scores of
+    every labelled part (``source`` out-of-fold; no part scored by a model that trained on it) or
+    on the validation split, with a one-sided Clopper-Pearson lower bound on the recall and the
+    false rejects it costs. Written on the workstation; the device only reads and prints it."""
+
+    SECTION: ClassVar[str] = "thresholds.operating_point"
+
+    source: Literal["out-of-fold", "validation"] = Field(description="Which scores it was measured on.")
+    folds: Annotated[int, Field(ge=2, le=1000)] | None = Field(None, description="K of the K-fold split.")
+    variant: VariantName = Field(description="The variant whose scores these are (the deployed one).")
+    threshold: FiniteFloat = Field(description="The decision threshold these figures belong to.")
+    rule: Annotated[str, Field(max_length=1024)] = Field(description="How the threshold was chosen.")
+    confidence: Annotated[float, Field(gt=0, lt=1)] = Field(description="Confidence of the lower bound.")
+    min_recall: Annotated[float, Field(gt=0, le=1)] = Field(description="Target for the lower bound.")
+    defects: Count = Field(description="Defective parts scored.")
+    caught: Count = Field(description="Defective parts at/above the threshold.")
+    recall: Share = Field(description="caught / defects.")
+    recall_lower: Share = Field(description="One-sided Clopper-Pearson lower bound on the recall.")
+    reached: bool = Field(description="Whether recall_lower >= min_recall.")
+    min_defects: Annotated[int, Field(ge=1, le=1 << 31)] = Field(
+        description="Fewest defects, all caught, whose lower bound can reach min_recall.")
+    good: Count = Field(description="Good parts scored.")
+    false_rejects: Count = Field(description="Good parts at/above the threshold.")
+    false_reject_rate: Share = Field(description="false_rejects / good.")
+    precision: Share | None = Field(description="caught / (caught + false_rejects); null if none failed.")
+    per_kind: Annotated[dict[KindName, KindRecall], Field(max_length=1000)] = Field(
+        default_factory=dict, description="The same per defect kind.")
+
+    @model_validator(mode="after")
+    def _counts_agree(self) -> OperatingPoint:
+        if self.caught > self.defects:
+            raise FieldError("caught", f"{self.caught} caught of {self.defects} defects")
+        if self.false_rejects > self.good:
+            raise FieldError("false_rejects", f"{self.false_rejects} of {self.good} good parts")
+        return self
+
+
 class Thresholds(_Spec):
     """Decision thresholds: ``decision`` (bundle-wide), ``per_variant`` (calibrated on each
     variant's own scores, which quantization shifts) and app-specific ``values`` (face's
@@ -359,6 +413,8 @@ class Thresholds(_Spec):
     decision: FiniteFloat | None = Field(None, description="The bundle-wide decision threshold.")
     per_variant: Annotated[dict[VariantName, FiniteFloat], Field(max_length=MAX_VARIANTS)] = Field(
         default_factory=dict, description="Thresholds calibrated on each variant's own scores.")
+    operating_point: OperatingPoint | None = Field(
+        None, description="Inspection: the recall the decision threshold guarantees, and its cost.")
     _where: str = PrivateAttr("bundle.json")
 
     @classmethod
@@ -373,7 +429,7 @@ class Thresholds(_Spec):
 
     @property
     def values(self) -> dict[str, Any]:
-        """The app-specific thresholds (every key but ``decision`` and ``per_variant``)."""
+        """The app-specific thresholds (every key but ``decision``, ``per_variant``, ``operating_point``)."""
         return dict(self.model_extra or {})
 
     def for_variant(self, variant: str) -> float:

@@ -37,6 +37,7 @@ __all__ = [
     "KindFloor",
     "Choice",
     "choose_threshold",
+    "guarantee_at",
 ]
 
 CONFIDENCE = 0.95
@@ -189,26 +190,47 @@ def choose_threshold(
             raise ValueError(f"--min-recall-per-kind: no defective part of kind {k} among the scored parts")
         t_k, kind_ok[k] = _highest_meeting(scores[sel], floor, confidence)
         thr = min(thr, t_k)
-    pred = scores >= thr
+    rule = (f"highest threshold whose one-sided {confidence:.0%} Clopper-Pearson lower recall bound "
+            f">= {min_recall:g}" + (" (and per-kind floors)" if floors else ""))
+    short = sorted(k for k, ok in kind_ok.items() if not ok)
+    if short:
+        rule += f"; floor unreachable for {', '.join(short)} (too few parts): highest threshold missing none"
+    if not reached:
+        rule += (f"; unreachable with {int(labels.sum())} defects (needs >= "
+                 f"{min_defects(min_recall, confidence)} all caught): highest threshold missing none")
+    return guarantee_at(scores, labels, kinds, thr, min_recall, floors, confidence, rule)
+
+
+def guarantee_at(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    kinds: list[str],
+    threshold: float,
+    min_recall: float,
+    per_kind: dict[str, float] | None = None,
+    confidence: float = CONFIDENCE,
+    rule: str = "",
+) -> Choice:
+    """What ``scores >= threshold`` gives on these parts: recall with its lower bound (overall and
+    per kind), false rejects and precision. Also used for a threshold chosen by another rule."""
+    scores = np.asarray(scores, np.float64)
+    labels = np.asarray(labels).astype(bool)
+    floors = per_kind or {}
+    pred = scores >= threshold
     caught, n = int((pred & labels).sum()), int(labels.sum())
     good = int((~labels).sum())
     fr = int((pred & ~labels).sum())
     lower = recall_lower_bound(caught, n, confidence)
     rows = {}
-    for k in defect_kinds:
+    for k in sorted({k for k, lab in zip(kinds, labels, strict=True) if lab}):
         sel = labels & np.array([kk == k for kk in kinds])
         c, m = int((pred & sel).sum()), int(sel.sum())
         lo = recall_lower_bound(c, m, confidence)
         fl = floors.get(k)
         rows[k] = KindFloor(m, c, c / m, lo, fl, None if fl is None else lo >= fl)
-    rule = (f"highest threshold whose one-sided {confidence:.0%} Clopper-Pearson lower recall bound "
-            f">= {min_recall:g}" + (" (and per-kind floors)" if floors else ""))
-    if not reached:
-        rule += (f"; unreachable with {n} defects (needs >= {min_defects(min_recall, confidence)} all "
-                 f"caught): highest threshold missing none")
     return Choice(
-        threshold=thr, rule=rule, confidence=confidence, min_recall=min_recall, defects=n, caught=caught,
-        recall=caught / n, recall_lower=lower, reached=bool(reached and lower >= min_recall),
+        threshold=float(threshold), rule=rule, confidence=confidence, min_recall=min_recall, defects=n,
+        caught=caught, recall=caught / n if n else 0.0, recall_lower=lower, reached=bool(lower >= min_recall),
         min_defects=min_defects(min_recall, confidence), good=good, false_rejects=fr,
         false_reject_rate=fr / good if good else 0.0,
         precision=caught / (caught + fr) if caught + fr else None, per_kind=rows,
