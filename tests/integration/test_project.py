@@ -35,7 +35,7 @@ def _why_not() -> str | None:
     if not root_dir(Path(os.environ.get("EDGEWISE_PI_ROOT", DEFAULT_CACHE))).is_dir():
         return "the emulated Pi root is not built here (sudo edgewise verify --prepare, about 10 minutes)"
     try:
-        tools.find_tools(tools.cache_home(), DEFAULT_MIRROR, quiet=True)
+        tools.find_tools(tools.cache_home(), DEFAULT_MIRROR, quiet=True, build=False)
     except tools.ProjectUnavailable as e:
         return str(e)
     return None

@@ -69,8 +69,12 @@ class Parts:
 
     @classmethod
     def prepare(cls, samples: list[Sample], tiling: TileConfig, seed: int, limit: int | None,
-                good_only: bool) -> Parts:
+                good_only: bool, pool_val: bool = False) -> Parts:
+        """The seeded split; ``pool_val``: the validation parts join the training parts (the
+        threshold then comes from out-of-fold scores), the test parts stay held out as always."""
         split = limit_split(split_samples(samples, seed, SPLIT_FRACTIONS), limit)
+        if pool_val:
+            split = {"train": split["train"] + split["val"], "val": [], "test": split["test"]}
         train = [s for s in split["train"] if s.label == 0] if good_only else split["train"]
         return cls(split, load_images(train, tiling), tile_sets(split["val"], tiling),
                    tile_sets(split["test"], tiling))

@@ -42,7 +42,7 @@ class InspectTrainer:
     model the bundle deploys), ``head_`` (the nearest-good head, or None when the model's output
     is the score), ``bank_tiles_`` (the good tiles behind the head), ``history_``,
     ``val_crops_`` (tile-level validation crops and labels), ``keras_test_scores_``,
-    ``val_tile_auroc_``, ``train_seconds_``. After ``export``: ``metrics_`` and ``bundle_``.
+    ``val_tile_auroc_``, ``train_seconds_``, ``oof_`` (out-of-fold scores with ``cfg.folds``). After ``export``: ``metrics_`` and ``bundle_``.
     """
 
     mode: ClassVar[str]
@@ -116,20 +116,31 @@ class InspectTrainer:
         samples = load_inspection_dataset(data, layout)
         keras = tf_setup(cfg.seed, threads=cfg.threads)
         tiling = cfg.tiling
-        parts = Parts.prepare(samples, tiling, cfg.seed, cfg.limit, good_only=not self.sees_defects)
+        parts = Parts.prepare(samples, tiling, cfg.seed, cfg.limit, good_only=not self.sees_defects,
+                              pool_val=cfg.folds > 0)
         sizes = "/".join(str(len(parts.split[p])) for p in ("train", "val", "test"))
         log(f"inspect[{cfg.mode}]: data {describe(samples)}; split train/val/test = {sizes} "
             f"(seed {cfg.seed})", quiet=self.quiet)
         model = self._compiled_model(keras)
-        xv, yv = self.validation_crops(load_images(parts.val, tiling), np.random.default_rng(cfg.seed + 1))
+        # with folds the validation parts are training parts: tile crops of training parts remain,
+        # for the parity check only (nothing is selected on them)
+        held_out = bool(parts.val)
+        xv, yv = self.validation_crops(load_images(parts.val, tiling) if held_out else parts.train[::4],
+                                       np.random.default_rng(cfg.seed + 1))
         xv = to_input(xv)
         good_tiles = parts.good_train_tiles(tiling) if cfg.hard_negatives > 0 else None
-        self.history_ = self._train(model, parts, (xv, yv), good_tiles)
+        self.oof_ = None
+        if cfg.folds:
+            from .oof import out_of_fold
+
+            self.oof_ = out_of_fold(self, keras, parts)
+        self.history_ = self._train(model, parts, (xv, yv) if held_out else None, good_tiles,
+                                    select=held_out)
         self.net_, self.head_, self.bank_tiles_ = self.deployed(keras, model, parts, good_tiles)
         self.train_seconds_ = time.monotonic() - t_start
         self.parts_, self.val_crops_, self.data_name_ = parts, (xv, yv), dataset_name(data, layout)
         self.keras_test_scores_, _ = image_scores(self.keras_scores, parts.test_tiles, top_k=cfg.top_k)
-        self.val_tile_auroc_ = auroc(self.keras_scores(xv).ravel(), yv)
+        self.val_tile_auroc_ = auroc(self.keras_scores(xv).ravel(), yv) if held_out else None
         return self
 
     def keras_scores(self, x: np.ndarray) -> np.ndarray:
@@ -182,16 +193,21 @@ class InspectTrainer:
         )
         return model
 
-    def _train(self, model: Any, parts: Parts, val: tuple[np.ndarray, np.ndarray],
-               good_tiles: np.ndarray | None) -> dict[str, list[float]]:
+    def _train(self, model: Any, parts: Parts, val: tuple[np.ndarray, np.ndarray] | None,
+               good_tiles: np.ndarray | None, *, select: bool = True, seed: int | None = None,
+               label: str = "epochs") -> dict[str, list[float]]:
         """Cosine-decayed epochs of fresh crops, hard negatives mined every few epochs; the model
-        ends with the weights of its best epoch (``criterion``). Returns the history."""
+        ends with the weights of its best epoch (``criterion``), or of its last one when
+        ``select`` is False (fold models and the model trained on every labelled part: no
+        held-out part may choose anything). Returns the history."""
         cfg = self.cfg
-        rng = np.random.default_rng(cfg.seed)
+        rng = np.random.default_rng(cfg.seed if seed is None else seed)
         history = self.new_history()
+        if val is None:
+            history = {k: v for k, v in history.items() if k in ("loss", "acc")}
         best, best_w = -np.inf, None
         hard = np.zeros((0, cfg.tile, cfg.tile), np.uint8)
-        bar = Bar(cfg.epochs, f"inspect[{cfg.mode}] epochs", quiet=self.quiet, verbose_lines=True)
+        bar = Bar(cfg.epochs, f"inspect[{cfg.mode}] {label}", quiet=self.quiet, verbose_lines=True)
         for ep in range(cfg.epochs):
             model.optimizer.learning_rate.assign(cfg.lr * 0.5 * (1 + np.cos(np.pi * ep / cfg.epochs)))
             first = self.first_mining_epoch
@@ -204,10 +220,11 @@ class InspectTrainer:
                           class_weight={0: len(y) / (2 * n0), 1: len(y) / (2 * n1)},  # class-weighted loss
                           validation_data=val, shuffle=True)
             for k in ("loss", "acc", "val_loss", "val_acc"):
-                history[k].append(float(h.history[k][0]))
+                if k in history:
+                    history[k].append(float(h.history[k][0]))
             figures = {"crops": len(y), "defect": int(n1),
-                       **{k: history[k][-1] for k in ("loss", "acc", "val_loss")}}
-            crit = self.criterion(model, parts, history, figures)
+                       **{k: history[k][-1] for k in ("loss", "acc", "val_loss") if k in history}}
+            crit = self.criterion(model, parts, history, figures) if select else float(ep)
             if crit >= best:
                 best, best_w = crit, model.get_weights()
             bar.update(1, **figures)

@@ -168,8 +168,12 @@ def _last(p: subprocess.CompletedProcess[str]) -> str:
     return lines[-1] if lines else f"exit {p.returncode}"
 
 
-def build_plugin(cache: Path, mirror: str, quiet: bool) -> Path:
-    """The block-count plugin for the installed QEMU, compiled once into ``cache``."""
+def build_plugin(cache: Path, mirror: str, quiet: bool, build: bool = True) -> Path:
+    """The block-count plugin for the installed QEMU, compiled once into ``cache``.
+
+    ``build=False`` only looks for an earlier build (tests: the plugin's header is fetched with
+    ``apt-get source`` at setup, ``edgewise project --prepare``, never while testing).
+    """
     src = resources.files(__package__).joinpath(PLUGIN_SOURCE).read_bytes()
     _, version = _source_package()
     key = hashlib.sha256(src + version.encode()).hexdigest()[:12]
@@ -177,6 +181,8 @@ def build_plugin(cache: Path, mirror: str, quiet: bool) -> Path:
     so = out / "blockcount.so"
     if so.exists():
         return so
+    if not build:
+        raise ProjectUnavailable(f"the QEMU plugin is not built in {cache} (edgewise project --prepare)")
     for tool in ("gcc", "pkg-config"):
         if shutil.which(tool) is None:
             raise ProjectUnavailable(f"{tool} not found (the QEMU plugin is compiled here); install: "
@@ -200,8 +206,9 @@ def build_plugin(cache: Path, mirror: str, quiet: bool) -> Path:
     return so
 
 
-def find_tools(cache: Path, mirror: str, quiet: bool) -> Tools:
-    """Every host tool, the plugin built if needed; ``ProjectUnavailable`` names what is missing."""
+def find_tools(cache: Path, mirror: str, quiet: bool, build: bool = True) -> Tools:
+    """Every host tool, the plugin built if needed (``build``); ``ProjectUnavailable`` names what is
+    missing."""
     qemu = Path(QEMU)
     if not qemu.exists():
         raise ProjectUnavailable(
@@ -209,7 +216,7 @@ def find_tools(cache: Path, mirror: str, quiet: bool) -> Tools:
             f"the static one refuses -plugin; install: {_install_hint()}"
         )
     mc, mca, v = _llvm()
-    plugin = build_plugin(cache, mirror, quiet)
+    plugin = build_plugin(cache, mirror, quiet, build)
     return Tools(qemu=qemu, qemu_version=_qemu_version(qemu), plugin=plugin, llvm_mc=mc, llvm_mca=mca,
                  llvm_version=v)
 
