@@ -88,6 +88,9 @@ def bench_bundles(
                 "max": int(max(len(t) for t in tiles)),
             },
             "threshold_rule": b.spec.thresholds.get("rule"),
+            # the recall the threshold guarantees, as training stored it: printed beside the test figures
+            "operating_point": (b.spec.thresholds.operating_point.model_dump(mode="json")
+                                if b.spec.thresholds.operating_point is not None else None),
             "variants": {},
         }
         lat_idx = np.linspace(0, len(tiles) - 1, min(max_images, len(tiles))).astype(int)
@@ -106,6 +109,8 @@ def bench_bundles(
             row: dict[str, Any] = {
                 "auroc": auroc(s, y),
                 "threshold": thr,
+                "caught": tp,
+                "defects": tp + fn,
                 "recall": tp / max(tp + fn, 1),
                 "precision": tp / (tp + fp) if tp + fp else None,
                 "false_alarm_rate": fp / max(int((y == 0).sum()), 1),
@@ -166,6 +171,11 @@ def _targets(res: dict[str, Any]) -> dict[str, Any]:
         }
     if i8 and res["mode"] == "good-only":
         t["int8_auroc>=0.90"] = {"value": i8["auroc"], "met": i8["auroc"] >= TARGETS["good_only_auroc"]}
+    op = res.get("operating_point")
+    if op and op["variant"] in v:
+        r = v[op["variant"]]["recall"]
+        t["test_recall>=stored_lower_bound"] = {"value": r, "bound": op["recall_lower"],
+                                                "met": r >= op["recall_lower"]}
     if "int8_auroc_delta" in res:
         d = res["int8_auroc_delta"]
         t["|int8-float32 auroc|<=0.01"] = {"value": d, "met": abs(d) <= TARGETS["int8_auroc_delta"]}
@@ -176,6 +186,32 @@ def _targets(res: dict[str, Any]) -> dict[str, Any]:
 
 def _f(x: Any, nd: int = 4) -> str:
     return "-" if x is None else f"{x:.{nd}f}"
+
+
+def _operating_point_lines(r: dict[str, Any]) -> list[str]:
+    """The stored operating point (recall interval, cost) next to what the test split gave at
+    the same threshold."""
+    op = r.get("operating_point")
+    if not op:
+        return ["", "No stored operating point (bundle trained without a recall guarantee)."]
+    src = f"{op['source']}, {op['folds']} folds" if op.get("folds") else op["source"]
+    lines = [
+        "",
+        f"Stored operating point ({src}, {op['variant']}): threshold {_f(op['threshold'])}; caught "
+        f"{op['caught']}/{op['defects']}, recall {_f(op['recall'], 3)} with {op['confidence']:.0%} "
+        f"interval [{_f(op['recall_lower'], 3)}, 1] (target {op['min_recall']:g} "
+        f"{'met' if op['reached'] else 'NOT met'}; {op['min_defects']} defects all caught needed for it); "
+        f"costs precision {_f(op['precision'], 3)}, false rejects {_f(op['false_reject_rate'], 3)}",
+    ]
+    v = r["variants"].get(op["variant"])
+    if v is not None:
+        inside = "inside" if v["recall"] >= op["recall_lower"] else "BELOW"
+        lines.append(
+            f"Test split at the same threshold: caught {v['caught']}/{v['defects']}, recall "
+            f"{_f(v['recall'], 3)} ({inside} the stored interval), precision {_f(v['precision'], 3)}, "
+            f"false rejects {_f(v['false_alarm_rate'], 3)}"
+        )
+    return lines
 
 
 def bench_markdown(result: dict[str, Any]) -> str:
@@ -206,6 +242,7 @@ def bench_markdown(result: dict[str, Any]) -> str:
                 f"| {name} | {_f(v['auroc'])} | {_f(v['threshold'])} | {_f(v['recall'], 3)} | "
                 f"{_f(v['precision'], 3)} | {_f(v['false_alarm_rate'], 3)} | {lat} |"
             )
+        lines += _operating_point_lines(r)
         if "tflite_int8" in r["variants"]:
             pk = r["variants"]["tflite_int8"]["recall_per_kind"]
             lines.append("")
@@ -220,6 +257,7 @@ def bench_markdown(result: dict[str, Any]) -> str:
         lines.append("|---|---|---|")
         for k, t in r["targets"].items():
             extra = f" (precision {_f(t['precision'], 3)})" if "precision" in t else ""
+            extra += f" (stored bound {_f(t['bound'], 3)})" if "bound" in t else ""
             lines.append(f"| {k} | {_f(t['value'])}{extra} | {'yes' if t['met'] else 'NO'} |")
         lines.append("")
     return "\n".join(lines)

@@ -47,8 +47,9 @@ from .evaluate import DECISIONS, SCORES
 
 __all__ = [
     "SCHEMA_VERSION", "BACKENDS", "PRECISIONS", "COLORS", "BundleError", "BundleSpec", "Input", "Output",
-    "Normalization", "Thresholds", "OperatingPoint", "KindRecall", "Evaluation", "Variant", "FileEntry", "IDENTITY", "MAX_JSON_BYTES",
-    "MAX_DEPTH", "SCHEMA_FILE", "json_schema", "write_json_schema", "check_depth",
+    "Normalization", "Thresholds", "OperatingPoint", "KindRecall", "Evaluation", "Variant", "FileEntry",
+    "IDENTITY", "MAX_JSON_BYTES", "MAX_DEPTH", "SCHEMA_FILE", "json_schema", "write_json_schema",
+    "check_depth",
 ]
 
 SCHEMA_VERSION = 1

@@ -334,6 +334,11 @@ t=$(date +%s); sh {w}/boot/firstboot.sh > {w}/run2.log 2>&1; echo $(( $(date +%s
 snap 2
 {sc} is-active {unit} > {w}/active2 || true
 {sc} stop {unit}
+# a later deploy moved current on: the card's script must leave the device alone
+cd /home/nobody/edgewise && ln -sfn releases/deployed-later .c && mv -T .c current
+echo THIRD-RUN >> {w}/home/.systemctl-shim/calls.log
+sh {w}/boot/firstboot.sh > {w}/run3.log 2>&1
+readlink /home/nobody/edgewise/current > {w}/current3
 """
         try:
             emulator.chroot(root, emulator.TARGETS["pi4"], ["sh", "-c", script], what="first boot, twice",
@@ -364,9 +369,13 @@ snap 2
         assert snap1 == snap2  # the second run changed nothing
         assert snap1["/home/nobody/edgewise/current"][2] == f"releases/{rel}"
         assert {e[1] for p, e in snap1.items() if p.startswith("/home/nobody/")} == {65534}  # nobody's
-        calls = (work / "home" / ".systemctl-shim" / "calls.log").read_text().split("SECOND-RUN\n")
+        text = (work / "home" / ".systemctl-shim" / "calls.log").read_text()
+        calls = text.split("THIRD-RUN\n")[0].split("SECOND-RUN\n")
         assert f"start {unit}" in calls[0] and "enable" in calls[0]
         assert "start" not in calls[1].replace("is-active", "") and "daemon-reload" not in calls[1], calls[1]
+        assert (work / "current3").read_text().strip() == "releases/deployed-later"
+        assert "the device was updated since; nothing to do" in (work / "run3.log").read_text()
+        assert text.split("THIRD-RUN\n")[1] == ""  # the third run called no systemctl at all
     finally:
         assert not emulator.mounts_below(root), "mounts left below the emulated root"
         shutil.rmtree(work, ignore_errors=True)

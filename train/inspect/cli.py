@@ -89,7 +89,23 @@ def train_main(argv: list[str]) -> int:
         help="90-degree rotations in augmentation (default: yes supervised, no good-only: the "
         "surface's streak direction is part of what 'good' looks like)",
     )
-    p.add_argument("--recall", type=float, default=d.recall, help="supervised: target recall")
+    p.add_argument("--recall", "--min-recall", dest="recall", type=float, default=d.recall,
+                   help="supervised: target recall; with --folds, the target of its 95%% lower bound")
+    p.add_argument(
+        "--folds", type=int, default=None, metavar="K",
+        help="supervised: choose the threshold on out-of-fold scores of the training + validation parts "
+        "(K folds by part; K fold models, then the deployed model on all of them); 0 = on the "
+        "validation split (default 4 supervised, 0 good-only)",
+    )
+    p.add_argument(
+        "--min-recall-per-kind", metavar="R|KIND=R,...",
+        help="with --folds: lower-bound floors per defect kind, e.g. 0.9 or crack=0.9,fray=0.85",
+    )
+    p.add_argument(
+        "--seeds", type=int, nargs="+", metavar="SEED",
+        help="run the recipe once per seed (split, weights, augmentation): OUT/seed_N.bundle each, "
+        "and OUT/seeds.md + seeds.json with mean +- sd of test AUROC, recall and precision",
+    )
     p.add_argument(
         "--false-alarm",
         type=float,
@@ -131,6 +147,8 @@ def train_main(argv: list[str]) -> int:
             memory=a.memory,
             epochs=a.epochs or mode_default["epochs"],
             recall=a.recall,
+            folds=mode_default["folds"] if a.folds is None else a.folds,
+            min_recall_per_kind=a.min_recall_per_kind,
             seed=a.seed,
             threads=a.threads,
             limit=a.limit,
@@ -138,9 +156,14 @@ def train_main(argv: list[str]) -> int:
             variants=(None if a.all_variants else ["tflite_float32", "tflite_int8"]),  # type: ignore[arg-type]
         )
         cfg.tiling  # noqa: B018 - validates tile/stride/scale
+        if a.seeds:
+            from .seeds import train_seeds
+
+            print(train_seeds(data, a.out, cfg, a.seeds, quiet=a.quiet, layout=layout))
+            return 0
         m = train_inspect(data, a.out, cfg, quiet=a.quiet, layout=layout)
     except ValueError as e:
         p.exit(2, f"edgewise train inspect: error: {e}\n")
-    keys = ("test_image_auroc", "operating_point_val", "test_at_threshold", "recall_per_kind_test")
-    print(dumps({k: m[k] for k in keys}, indent=2))
+    keys = ("test_image_auroc", "operating_point", "test_at_threshold", "recall_per_kind_test")
+    print(dumps({k: m.get(k) for k in keys}, indent=2))
     return 0

@@ -44,7 +44,7 @@ def calibration_tiles(trainer: InspectTrainer, parts: Parts, rng: np.random.Gene
 class VariantScores:
     """One converted variant's image scores (validation, test), test tile scores, threshold."""
 
-    val: np.ndarray
+    val: np.ndarray | None
     test: np.ndarray
     test_tiles: list[np.ndarray]
     op: dict[str, Any]
@@ -80,9 +80,11 @@ class Evaluation:
                     def fn(b: np.ndarray, m: Any = m, head: Any = head) -> np.ndarray:
                         return score_tiles(m, b, batch=len(b), head=head)
 
-                    sv, _ = image_scores(fn, parts.val_tiles, batch=256, top_k=t.cfg.top_k)
+                    sv = (image_scores(fn, parts.val_tiles, batch=256, top_k=t.cfg.top_k)[0]
+                          if parts.val_tiles else None)  # with folds: no validation part
                     st, st_tiles = image_scores(fn, parts.test_tiles, batch=256, top_k=t.cfg.top_k)
-                    self.variants[name] = VariantScores(sv, st, st_tiles, t.operating_point(sv, parts.y_val))
+                    op = t.variant_operating_point(name, sv, parts.y_val)
+                    self.variants[name] = VariantScores(sv, st, st_tiles, op)
             finally:
                 m.close()
 
@@ -92,7 +94,7 @@ class Evaluation:
 
     @property
     def op(self) -> dict[str, Any]:
-        """The operating point of the deployed variant (chosen on validation parts)."""
+        """The operating point of the deployed variant (chosen on validation or out-of-fold parts)."""
         return self.variants[self.deployed].op
 
     @property
@@ -107,33 +109,42 @@ class Evaluation:
     def thresholds(self) -> dict[str, Any]:
         """The bundle's ``thresholds``: the deployed decision, per-variant ones, what they imply."""
         op = self.op
-        return {
+        out = {
             "decision": self.threshold,
             **self.trainer.threshold_target(),
             "rule": op["rule"],
-            "val_precision": op["precision"],
-            "val_recall": op["recall"],
             "per_variant": {n: v.op["threshold"] for n, v in self.variants.items()},
         }
+        if self.trainer.oof_ is None:
+            out.update(val_precision=op["precision"], val_recall=op["recall"])
+        if op.get("guarantee"):
+            out["operating_point"] = op["guarantee"]
+        return out
 
     @cached_property
     def metrics(self) -> dict[str, Any]:
         """What training and the converted variants measured (``metrics.inspect`` of the bundle)."""
         t, parts = self.trainer, self.trainer.parts_
         y_val, y_test = parts.y_val, parts.y_test
-        return {
-            "mode": t.cfg.mode,
-            "deployed_variant": self.deployed,
-            "train_seconds": round(t.train_seconds_, 1),
+        op = {k: v for k, v in self.op.items() if k != "guarantee"}
+        held_out = {
+            # with folds the validation parts are training parts: their figures come out of fold
             "val_tile_auroc_keras": t.val_tile_auroc_,
             "val_tiles": {"defect": int(np.sum(t.val_crops_[1] == 1)),
                           "good": int(np.sum(t.val_crops_[1] == 0))},
             "val_image_auroc": {n: auroc(v.val, y_val) for n, v in self.variants.items()},
+            "operating_point_val": op,
+        } if t.oof_ is None else {"out_of_fold": t.oof_.summary(), "operating_point_oof": op}
+        return {
+            "mode": t.cfg.mode,
+            "deployed_variant": self.deployed,
+            "train_seconds": round(t.train_seconds_, 1),
+            **held_out,
+            "operating_point": self.op.get("guarantee"),
             "test_image_auroc": {
                 "keras": auroc(t.keras_test_scores_, y_test),
                 **{n: auroc(v.test, y_test) for n, v in self.variants.items()},
             },
-            "operating_point_val": self.op,
             "test_at_threshold": self.test_op,
             "recall_per_kind_test": recall_per_kind(
                 self.variants[self.deployed].test, [s.kind for s in parts.test], self.threshold

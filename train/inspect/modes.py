@@ -22,10 +22,11 @@ from edgewise.edge.apps.inspect import NearestGood
 from edgewise.edge.evaluate import Decider, auroc, unit_rows
 from edgewise.edge.progress import log
 
-from ..data.magnetic_tile import FolderLayout
+from ..data.magnetic_tile import GOOD, FolderLayout
 from .config import InspectConfig
 from .crops import Crops, Image, good_only_crops, sample_crops, to_input
 from .data import Parts
+from .guarantee import choose_threshold, guarantee_at, parse_kind_floors
 from .model import coreset, feature_model, loo_nearest_good
 from .scores import at_threshold, image_scores, operating_point
 from .trainer import InspectTrainer
@@ -40,7 +41,7 @@ class SupervisedTrainer(InspectTrainer):
     task = "defect-detection"
     first_mining_epoch = 3
     sees_defects = True
-    defaults: ClassVar[dict[str, Any]] = {"epochs": 30, "norm": "none", "rotate": True}
+    defaults: ClassVar[dict[str, Any]] = {"epochs": 30, "norm": "none", "rotate": True, "folds": 4}
 
     def validation_crops(self, images: list[Image], rng: np.random.Generator) -> Crops:
         return sample_crops(images, self.cfg, rng, defect_crops=4, good_crops=2)
@@ -76,6 +77,31 @@ class SupervisedTrainer(InspectTrainer):
     def threshold_target(self) -> dict[str, Any]:
         return {"target_recall": self.cfg.recall}
 
+    def variant_operating_point(self, variant: str, val_scores: np.ndarray | None,
+                                y_val: np.ndarray) -> dict[str, Any]:
+        """With folds: the highest threshold whose recall lower bound on the out-of-fold scores of
+        this variant meets the target (``guarantee.choose_threshold``). Without: the validation
+        threshold as before, with the lower bound its validation recall carries."""
+        cfg = self.cfg
+        if self.oof_ is None:
+            assert val_scores is not None
+            op = operating_point(val_scores, y_val, cfg.recall)
+            if cfg.recall >= 1:  # no finite number of defects bounds a recall of 1
+                return op
+            kinds = [s.kind for s in self.parts_.val]
+            g = guarantee_at(val_scores, y_val, kinds, op["threshold"], cfg.recall, None, cfg.confidence,
+                             rule=f"threshold for validation recall >= {cfg.recall:g}")
+            return {**op, "guarantee": {"source": "validation", "folds": None, "variant": variant,
+                                        **g.as_dict()}}
+        oof = self.oof_
+        scores = oof.scores["tflite_int8" if variant.endswith("int8") else "tflite_float32"]
+        floors = parse_kind_floors(cfg.min_recall_per_kind, sorted(set(k for k in oof.kinds if k != GOOD)))
+        g = choose_threshold(scores, oof.labels, oof.kinds, cfg.recall, floors, cfg.confidence)
+        implied = at_threshold(scores, oof.labels, g.threshold)
+        return {**implied, "rule": f"out-of-fold ({oof.k} folds): {g.rule}",
+                "guarantee": {"source": "out-of-fold", "folds": oof.k, "variant": variant, **g.as_dict(),
+                              "rule": f"out-of-fold ({oof.k} folds): {g.rule}"}}
+
 
 class GoodOnlyTrainer(InspectTrainer):
     """Good parts only (CutPaste/DRAEM-style synthetic defects); false-alarm-rate threshold."""
@@ -85,7 +111,7 @@ class GoodOnlyTrainer(InspectTrainer):
     first_mining_epoch = 2
     sees_defects = False
     # per-image normalisation; flips only: the surface's streak direction is part of "good"
-    defaults: ClassVar[dict[str, Any]] = {"epochs": 25, "norm": "image", "rotate": False}
+    defaults: ClassVar[dict[str, Any]] = {"epochs": 25, "norm": "image", "rotate": False, "folds": 0}
 
     def validation_crops(self, images: list[Image], rng: np.random.Generator) -> Crops:
         """Synthetic too: good-only never looks at a real defect."""

@@ -11,7 +11,11 @@ the same recipe.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,7 +102,7 @@ def out_of_fold(trainer: InspectTrainer, keras: Any, parts: Parts) -> OutOfFold:
         calib = calibration_tiles(trainer, sub, np.random.default_rng(cfg.seed + 2 + i))
         with tempfile.TemporaryDirectory(prefix="edgewise-fold-") as tmp:
             path = Path(tmp) / "fold_int8.tflite"
-            path.write_bytes(to_tflite(model, "int8", calib))
+            path.write_bytes(_quiet_int8(to_tflite, model, calib))
             m8 = open_model(path, backend="litert", threads=cfg.threads)
             try:
                 si, per = image_scores(lambda b, m=m8: score_tiles(m, b, batch=len(b)), held_tiles,
@@ -114,3 +118,19 @@ def out_of_fold(trainer: InspectTrainer, keras: Any, parts: Parts) -> OutOfFold:
             quiet=trainer.quiet)
     return OutOfFold(list(pool), fold_of, {"tflite_float32": s_keras, "tflite_int8": s_int8},
                      tile_scores, cfg.folds)
+
+
+def _quiet_int8(to_tflite: Any, model: Any, calib: np.ndarray) -> bytes:
+    """int8 conversion without the converter's chatter (stdout signature dump, native log lines,
+    the expected float-statistics warning), as the bundle's own conversion does it."""
+    from edgewise.edge import progress
+
+    chatter = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(chatter), progress.native_stderr(), warnings.catch_warnings():
+            if not progress.VERBOSE:
+                warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+            return to_tflite(model, "int8", calib)
+    except Exception:
+        sys.stderr.write(chatter.getvalue()[-4000:])
+        raise

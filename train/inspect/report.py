@@ -104,6 +104,7 @@ def report_files(evaluation: Evaluation, metrics: dict[str, Any]) -> dict[str, b
         for i in order_fn
     ]
     files["report/worst_mistakes.png"] = _png(montage(cells, cell=320, cols=4))  # legible colour bars
+    files["report/misses.png"] = _png(montage(_misses(evaluation), cell=320, cols=4))
     # heat-map overlays: two test parts of every kind (green = ground-truth mask)
     for k in sorted(set(kinds)):
         for j, i in enumerate([i for i, kk in enumerate(kinds) if kk == k][:2]):
@@ -122,10 +123,40 @@ def report_files(evaluation: Evaluation, metrics: dict[str, Any]) -> dict[str, b
         "recall_per_kind": "report/recall_per_kind.png",
         "val_image_auroc": "report/val_image_auroc.png" if "report/val_image_auroc.png" in files else None,
         "worst_mistakes": "report/worst_mistakes.png",
+        "misses": "report/misses.png",
         "overlays": sorted(k for k in files if k.startswith("report/overlays/")),
     }
     files["report/metrics.json"] = dumps({**metrics, "figures": figures}, indent=2).encode()
     return files
+
+
+def _misses(evaluation: Evaluation, n: int = 8) -> list[np.ndarray]:
+    """The defects the stored operating point lets through, lowest score first: held-out test
+    parts (the deployed model), then out-of-fold parts (the fold model that scored them, at the
+    same threshold). With none missed, the caught defects closest to the threshold, so the
+    figure always shows where the margin is."""
+    t = evaluation.trainer
+    parts, tiling, lg = t.parts_, t.cfg.tiling, not t.cfg.knn
+    thr = evaluation.threshold
+    dep = evaluation.variants[evaluation.deployed]
+    st, tiles = dep.test, dep.test_tiles
+    y = parts.y_test
+    order = [i for i in np.argsort(st) if y[i] == 1]
+    missed = [i for i in order if st[i] < thr][:n]
+    cells = [_annotated(parts.test[i], tiles[i], tiling, thr, f"test MISS {parts.test[i].kind} {st[i]:.2f}"
+                        f" < {thr:.2f}", lg) for i in missed]
+    oof = t.oof_
+    if oof is not None and "tflite_int8" in evaluation.variants:
+        s8 = oof.scores["tflite_int8"]
+        thr8 = evaluation.variants["tflite_int8"].op["threshold"]
+        miss8 = [j for j in np.argsort(s8) if oof.labels[j] == 1 and s8[j] < thr8][:n]
+        cells += [_annotated(oof.samples[j], oof.tiles[j], tiling, thr8,
+                             f"out-of-fold MISS {oof.samples[j].kind} {s8[j]:.2f} < {thr8:.2f}", lg)
+                  for j in miss8]
+    if not cells:
+        cells = [_annotated(parts.test[i], tiles[i], tiling, thr, f"test closest {parts.test[i].kind} "
+                            f"{st[i]:.2f} >= {thr:.2f}", lg) for i in order[:4]]
+    return cells
 
 
 def _curve_plot(values: list[float], title: str) -> bytes:

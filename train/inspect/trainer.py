@@ -42,7 +42,8 @@ class InspectTrainer:
     model the bundle deploys), ``head_`` (the nearest-good head, or None when the model's output
     is the score), ``bank_tiles_`` (the good tiles behind the head), ``history_``,
     ``val_crops_`` (tile-level validation crops and labels), ``keras_test_scores_``,
-    ``val_tile_auroc_``, ``train_seconds_``, ``oof_`` (out-of-fold scores with ``cfg.folds``). After ``export``: ``metrics_`` and ``bundle_``.
+    ``val_tile_auroc_``, ``train_seconds_``, ``oof_`` (out-of-fold scores with ``cfg.folds``).
+    After ``export``: ``metrics_`` and ``bundle_``.
     """
 
     mode: ClassVar[str]
@@ -98,6 +99,14 @@ class InspectTrainer:
     def threshold_target(self) -> dict[str, Any]:
         """What the threshold was chosen for (stored next to it in the bundle)."""
         raise NotImplementedError
+
+    def variant_operating_point(self, variant: str, val_scores: np.ndarray | None,
+                                y_val: np.ndarray) -> dict[str, Any]:
+        """The operating point of one converted variant: by default chosen on its validation
+        scores; a mode with out-of-fold scores chooses on those instead."""
+        if val_scores is None:
+            raise ValueError(f"{self.mode}: no validation parts to choose the threshold on")
+        return self.operating_point(val_scores, y_val)
 
     # ------------------------------------------------------------ shared
 
@@ -177,7 +186,8 @@ class InspectTrainer:
         self.metrics_, self.bundle_ = evaluation.metrics, res.path
         t, thr = evaluation.test_op, evaluation.threshold
         log(f"inspect[{cfg.mode}]: test image AUROC {self.metrics_['test_image_auroc']}; at threshold "
-            f"{thr:.4f} ({evaluation.deployed}, {evaluation.op['rule']} on validation): test recall "
+            f"{thr:.4f} ({evaluation.deployed}, {evaluation.op['rule']}"
+            f"{'' if self.oof_ is not None else ' on validation'}): test recall "
             f"{t['recall']:.3f} precision {_f3(t['precision'])}", quiet=self.quiet)
         return self.metrics_
 
@@ -253,6 +263,9 @@ class InspectTrainer:
                 "stratified_by": "kind",
                 "file": "report/split.json",
                 "counts": self.parts_.describe(),
+                **({"folds": cfg.folds, "validation": "pooled into training: the threshold comes from "
+                    "out-of-fold scores of the training + validation parts (folds by part)"}
+                   if cfg.folds else {}),
             },
             "dataset": self.data_name_,
             # input drift reference (edge.drift): the good training parts as the camera gives them

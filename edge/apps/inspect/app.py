@@ -91,6 +91,26 @@ class InspectApp(BundleApp):
         if self.save_fails:
             self.save_fails.mkdir(parents=True, exist_ok=True)
         self.fails = 0
+        self.operating_point = self.spec.thresholds.operating_point
+
+    def operating_point_line(self) -> str | None:
+        """The recall the bundle's threshold guarantees and what it costs, as stored by training
+        (one line for the operator), or None for a bundle without one. Says so when this run's
+        threshold is not the one the figures belong to."""
+        op = self.operating_point
+        if op is None:
+            return None
+        src = f"{op.source}, {op.folds} folds" if op.folds else op.source
+        prec = "-" if op.precision is None else f"{op.precision:.3f}"
+        line = (f"inspect: operating point ({src}, {op.variant}): threshold {op.threshold:.4f} caught "
+                f"{op.caught}/{op.defects} defects, recall {op.recall:.3f}, {op.confidence:.0%} lower bound "
+                f"{op.recall_lower:.3f} (target {op.min_recall:g} {'met' if op.reached else 'NOT met'}); "
+                f"costs precision {prec}, false rejects {op.false_reject_rate:.3f} of "
+                f"{op.good} good parts")
+        thr = self.threshold
+        if thr is not None and abs(thr - op.threshold) > 1e-9 * max(1.0, abs(op.threshold)):
+            line += f"; this run decides at {thr:.4f}, so the bound does not apply to it"
+        return line
 
     def preprocess(self, frame: Frame) -> Part:
         return prepare_part(frame.data, self.cfg, self.roi)
@@ -102,13 +122,15 @@ class InspectApp(BundleApp):
     def postprocess(self, frame: Frame, y: Part) -> Event:
         gray, scores, pos = y
         score = image_score(scores, self.cfg.top_k)
+        worst = int(np.argmax(scores))
         thr = float(self.threshold)  # type: ignore[arg-type]  # uses_threshold: never None here
         fail = score >= thr
         extra: dict[str, Any] = {
             **({"probability": round(float(sigmoid(score)), 5)} if self.logits else {}),
             "threshold": round(thr, 5),
             "tiles": len(pos),
-            "worst_tile": self._worst_tile(scores, pos),
+            "worst_tile": self._worst_tile(scores, pos),  # the tile that decided (top_k 1) or led
+            "worst_tile_score": round(float(scores[worst]), 5),
             "variant": self.variant,
         }
         if fail:
@@ -138,7 +160,7 @@ class InspectApp(BundleApp):
 
         stem = Path(frame.meta["path"]).stem if frame.meta.get("path") else "frame"
         path = Path(self.save_fails or ".") / f"{frame.index:06d}_{stem}_FAIL.png"
-        label = f"FAIL {score:.3f}"
+        label = f"FAIL {score:.3f} >= thr {float(self.threshold or 0.0):.3f}"
         img = overlay(gray, scores, pos, self.cfg.tile, self.threshold, label, logits=self.logits)
         if not cv2.imwrite(str(path), img):
             raise OSError(f"{path}: could not write the annotated FAIL image")

@@ -10,7 +10,6 @@ no line this command prints holds either.
 from __future__ import annotations
 
 import hashlib
-import logging
 import lzma
 import shutil
 import subprocess
@@ -30,7 +29,6 @@ from .payload import FOLDER, PayloadInfo, build_payload, folder_size
 
 __all__ = ["ImageResult", "build_parser", "image_main", "sha256_line"]
 
-log = logging.getLogger("edgewise.image")
 # room the boot partition keeps beside the payload (Imager's files, a kernel update)
 FAT_RESERVE = 16 * 1024 * 1024
 _CHUNK = 4 * 1024 * 1024
@@ -218,6 +216,9 @@ def image_main(argv: list[str]) -> int:
             if not wheel.is_file():
                 raise ValueError(f"--wheel {wheel}: no such file")
             payload = Path(tmp) / "payload" / FOLDER
+            if not a.no_deps and not a.wheelhouse:
+                _say(f"pip download: aarch64 wheels for CPython {flavor.python} ({pin or 'no numpy pin'})",
+                     a.quiet)
             info = build_payload(payload, bundle=a.bundle, wheel=wheel, cfg=cfg, flavor=flavor, numpy_pin=pin,
                                  extras=a.extras, wheelhouse=Path(a.wheelhouse) if a.wheelhouse else None,
                                  no_deps=a.no_deps, trusted_keys=a.trusted_key)

@@ -2,7 +2,8 @@
 
 It runs as root (cloud-init ``runcmd`` on Trixie, ``edgewise-firstboot.service`` on Bookworm),
 offline, and every step first looks whether it is already done, so a second run changes
-nothing:
+nothing; once ``current`` points at another release (``edgewise deploy`` updated the device)
+it does nothing at all:
 
 1. copy ``release/`` into ``BASE/releases/.incoming-ID``, check ``MANIFEST.sha256`` there and
    rename it to ``releases/ID`` (deploy's layout, ``release.py``);
@@ -68,6 +69,11 @@ log() {{ echo "{TAG}: $*"; logger -t {TAG} -- "$*" 2>/dev/null || true; }}
 trap 'rc=$?; [ "$rc" = 0 ] || log "FAILED (exit $rc): run this script again, or see journalctl -t {TAG}"' EXIT
 log "release $RELEASE of $UNIT into $BASE (payload $PAYLOAD)"
 if ! id -u "$OWNER" >/dev/null 2>&1; then log "user $OWNER does not exist"; exit 1; fi
+CUR=$(readlink "$BASE/current" 2>/dev/null || true)
+if [ -n "$CUR" ] && [ "$CUR" != "releases/$RELEASE" ]; then
+  log "current is $CUR, not this card's release: the device was updated since; nothing to do"
+  exit 0
+fi
 mkdir -p "$BASE/releases"
 
 # 1. the release, checked against its manifest where it lands

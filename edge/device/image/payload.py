@@ -18,7 +18,6 @@ cannot install on the Pi fails here, in one line, not at first boot.
 from __future__ import annotations
 
 import io
-import logging
 import shutil
 import subprocess
 import sys
@@ -38,7 +37,6 @@ from .flavor import Flavor
 
 __all__ = ["PayloadInfo", "build_payload", "pip_download", "check_wheelhouse", "folder_size", "FOLDER"]
 
-log = logging.getLogger("edgewise.image")
 FOLDER = "edgewise"  # on the boot partition
 
 
@@ -93,8 +91,6 @@ def _requirement(wheel: Path, extras: str) -> str:
 def pip_download(dest: Path, wheel: Path, extras: str, constraints: Path, python: str) -> None:
     """Every dependency of ``wheel[extras]`` as aarch64 wheels for CPython ``python`` (the
     image's), under ``constraints`` (the numpy pin): the one step that needs the network."""
-    log.info("pip download: aarch64 wheels for CPython %s (%s)", python, constraints.read_text().strip() or
-             "no numpy pin")
     _pip("download", "-q", "--disable-pip-version-check", "-d", str(dest), "-c", str(constraints),
          *_platform_args(python), _requirement(wheel, extras), what="pip download of the aarch64 wheels",
          timeout=3600)
