@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from .deploy import DeployConfig
 
 __all__ = ["Release", "prepare_release", "ReleaseDir", "SMOKE_MODULE", "TRUSTED_KEYS_DIR", "key_names",
-           "switch_script"]
+           "switch_script", "probe_script", "verify_script", "install_script", "smoke_script", "link_script",
+           "prune_names", "unpack_script", "prune_script"]
 
 log = logging.getLogger("edgewise.deploy")
 # What the new venv runs to prove the release loads and infers (edge/device/smoke.py).
@@ -130,6 +131,64 @@ def switch_script(base: str, release: str) -> str:
             'ln -sfn "$old" .previous.new && mv -T .previous.new previous; fi\necho "$old"')
 
 
+def probe_script(remote_dir: str) -> str:
+    """Create the release folder and print its absolute path, the login user and the machine
+    (three lines): the first step of a deploy and of the fleet playbook's facts."""
+    return (f'BASE={base_expr(remote_dir)}\nmkdir -p "$BASE/releases"\n'
+            'cd "$BASE" && pwd -P && id -un && uname -m')
+
+
+def unpack_script(base: str, release_id: str, tar: str = "-") -> str:
+    """Unpack the release tar (``-``: stdin, as deploy streams it; else a file on the device, which
+    is removed) into a fresh ``releases/.incoming-ID``."""
+    inc = f"{base}/releases/.incoming-{shlex.quote(release_id)}"
+    script = f"rm -rf {inc} && mkdir -p {inc} && tar -xf {tar} -C {inc}"
+    return script if tar == "-" else f"{script} && rm -f {tar}"
+
+
+def prune_script(base: str, names: list[str]) -> str:
+    """Remove the named releases (``prune_names``)."""
+    return " ".join(["cd", f"{base}/releases", "&&", "rm", "-rf", "--", *map(shlex.quote, names)])
+
+
+def verify_script(base: str, release_id: str) -> str:
+    """Check every file of ``releases/.incoming-ID`` against its manifest *on the device*, then
+    rename it to ``releases/ID`` (``base``: a shell word)."""
+    inc = f"{base}/releases/.incoming-{shlex.quote(release_id)}"
+    return (f"cd {inc} && sha256sum -c --quiet --strict MANIFEST.sha256\n"
+            f"mv -T {inc} {base}/releases/{shlex.quote(release_id)}")
+
+
+def install_script(base: str, release: str, cfg: DeployConfig, pin: str | None) -> str:
+    """Install ``release``'s wheel (``releases/ID``) into ``BASE/venv`` pinned to the device's numpy
+    (``pin``: ``numpy==X`` from ``numpy_constraint``, or None), by ``venv_recipe``."""
+    return venv_recipe(f"{base}/venv", f"{base}/{shlex.quote(release)}/wheel/*.whl", [pin] if pin else [],
+                       python=cfg.python, pip_args=cfg.pip_args, extras=cfg.extras, no_deps=cfg.no_deps)
+
+
+def smoke_script(base: str, release: str, variant: str | None, keys: bool) -> str:
+    """The new venv loads ``release``'s bundle (checksums; with ``keys`` its signature against the
+    release's trusted keys, as the service will) and runs one inference; prints one JSON line."""
+    v = f" --variant {shlex.quote(variant)}" if variant else ""
+    rq = f"{base}/{shlex.quote(release)}"
+    env = f"EDGEWISE_TRUSTED_KEYS={rq}/{TRUSTED_KEYS_DIR} " if keys else ""
+    return f"{env}{base}/venv/bin/python -m {SMOKE_MODULE} {rq}/bundle{v}"
+
+
+def link_script(base: str, name: str, target: str | None) -> str:
+    """Point ``BASE/name`` at ``target`` with one rename, or remove it (``target`` None or '')."""
+    if not target:
+        return f"rm -f {base}/{name}"
+    return f"cd {base} && ln -sfn {shlex.quote(target)} .{name}.new && mv -T .{name}.new {name}"
+
+
+def prune_names(listing: str, keep: int, protect: set[str]) -> list[str]:
+    """The releases to remove from an ``ls -1 releases`` listing: all but the newest ``keep``,
+    never one in ``protect`` (``releases/ID``) nor an ``.incoming-`` upload."""
+    names = sorted(n for n in listing.split() if not n.startswith("."))
+    return [n for n in names[:-keep] if f"releases/{n}" not in protect] if keep > 0 else []
+
+
 class ReleaseDir:
     """The release folders of one device; every method is one remote round trip (or a few)."""
 
@@ -142,8 +201,7 @@ class ReleaseDir:
 
     def probe(self) -> None:
         """Connect, create the release folder, learn its absolute path and the login user."""
-        out = self.r.run("connect", f'BASE={base_expr(self.cfg.remote_dir)}\nmkdir -p "$BASE/releases"\n'
-                                    'cd "$BASE" && pwd -P && id -un && uname -m')
+        out = self.r.run("connect", probe_script(self.cfg.remote_dir))
         self.base, self.user, self.machine = (out.strip().splitlines() + ["", "", ""])[:3]
         if not self.base.startswith("/"):
             raise DeployError(f"connect: unexpected reply {out.strip()!r}")
@@ -167,11 +225,8 @@ class ReleaseDir:
         return f"{self.base}/current/{TRUSTED_KEYS_DIR}"
 
     def upload(self, rel: Release) -> None:
-        inc = f"{self.q}/releases/.incoming-{rel.id}"
-        self.r.run("upload", f"rm -rf {inc} && mkdir -p {inc} && tar -xf - -C {inc}", data=rel.tar_bytes())
-        self.r.run("verify checksums",
-                   f"cd {inc} && sha256sum -c --quiet --strict MANIFEST.sha256\n"
-                   f"mv -T {inc} {self.q}/releases/{rel.id}")
+        self.r.run("upload", unpack_script(self.q, rel.id), data=rel.tar_bytes())
+        self.r.run("verify checksums", verify_script(self.q, rel.id))
 
     def install(self, release: str) -> None:
         """Create the venv once, then install the release's wheel into it, pinned to the
@@ -182,18 +237,12 @@ class ReleaseDir:
         pin = numpy_constraint(probe)
         log.info("%s: %s", self.r.host.label, f"pip constraint {pin} (the device's numpy)" if pin
                  else "no system numpy on the device: no numpy constraint")
-        self.r.run("install wheel", venv_recipe(
-            f"{self.q}/venv", f"{self.q}/{shlex.quote(release)}/wheel/*.whl", [pin] if pin else [],
-            python=c.python,
-            pip_args=c.pip_args, extras=c.extras, no_deps=c.no_deps))
+        self.r.run("install wheel", install_script(self.q, release, c, pin))
 
     def smoke(self, release: str, keys: bool = False) -> dict[str, Any]:
         """The new venv loads the release's bundle (checksums again; with ``keys`` its signature
         against the release's trusted keys, as the service will) and runs one inference."""
-        v = f" --variant {shlex.quote(self.cfg.variant)}" if self.cfg.variant else ""
-        rq = f"{self.q}/{shlex.quote(release)}"
-        env = f"EDGEWISE_TRUSTED_KEYS={rq}/{TRUSTED_KEYS_DIR} " if keys else ""
-        out = self.r.run("smoke test", f"{env}{self.q}/venv/bin/python -m {SMOKE_MODULE} {rq}/bundle{v}")
+        out = self.r.run("smoke test", smoke_script(self.q, release, self.cfg.variant, keys))
         try:
             return json.loads(out.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -205,17 +254,14 @@ class ReleaseDir:
         return out.strip()
 
     def set_link(self, name: str, target: str) -> None:
-        self.r.run(f"set {name}", f"cd {self.q} && ln -sfn {shlex.quote(target)} .{name}.new && "
-                   f"mv -T .{name}.new {name}")
+        self.r.run(f"set {name}", link_script(self.q, name, target))
 
     def clear_link(self, name: str) -> None:
-        self.r.run(f"reset {name}", f"rm -f {self.q}/{name}")
+        self.r.run(f"reset {name}", link_script(self.q, name, None))
 
     def prune(self, keep: int, protect: set[str]) -> None:
         """Remove all but the newest ``keep`` releases, never one in ``protect``."""
         out = self.r.run("list releases", f"ls -1 {self.q}/releases")
-        names = sorted(n for n in out.split() if not n.startswith("."))
-        old = [n for n in names[:-keep] if f"releases/{n}" not in protect] if keep > 0 else []
+        old = prune_names(out, keep, protect)
         if old:
-            self.r.run("prune", " ".join(["cd", f"{self.q}/releases", "&&", "rm", "-rf", "--",
-                                          *map(shlex.quote, old)]))
+            self.r.run("prune", prune_script(self.q, old))

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import re
 import shlex
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .remote import DeployError, Remote, base_expr, last_line
+from .remote import Remote, base_expr, last_line
 
 if TYPE_CHECKING:
     from .deploy import DeployConfig
 
 __all__ = ["unit_name", "render_unit", "Service", "exec_word", "exec_line", "environment_line",
-           "unit_value"]
+           "unit_value", "unit_path", "unit_install_script", "restart_script", "health_script"]
 
 # A word systemd reads as itself, unquoted ('%' and '$' are escaped separately).
 _PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./$-]+")
@@ -137,6 +136,45 @@ def render_unit(app: str, base: str, run_args: str | Sequence[str], *, user: str
     return "\n".join(lines)
 
 
+def unit_path(cfg: DeployConfig) -> str:
+    """Where the unit file goes on the device, as a shell word (``~`` expanded there)."""
+    d = cfg.unit_dir or ("/etc/systemd/system" if cfg.systemd == "system" else "~/.config/systemd/user")
+    return base_expr(d) + "/" + unit_name(cfg.app)
+
+
+def unit_install_script(cfg: DeployConfig) -> str:
+    """Put the unit text read from stdin in place (never through a shell), reload systemd, enable it."""
+    path = unit_path(cfg)
+    sudo = "sudo -n " if cfg.systemd == "system" and not cfg.unit_dir else ""
+    sc = cfg.systemctl_cmd()
+    return (f'{sudo}mkdir -p "$(dirname {path})"\n{sudo}tee {path} >/dev/null\n'
+            f"{sc} daemon-reload\n{sc} enable {unit_name(cfg.app)}")
+
+
+def restart_script(cfg: DeployConfig) -> str:
+    return f"{cfg.systemctl_cmd()} restart {unit_name(cfg.app)}"
+
+
+def health_script(cfg: DeployConfig) -> str:
+    """The health check in one round trip: the unit must report ``active`` at every poll (one a
+    second) for ``health_wait`` seconds. Prints ``UNIT active for Ns (K checks)``; otherwise
+    ``UNIT is STATE (last status line)`` on stderr and exit 1."""
+    sc, unit = cfg.systemctl_cmd(), unit_name(cfg.app)
+    wait = max(0.0, float(cfg.health_wait))
+    return (f"end=$(( $(date +%s) + {int(wait)} ))\nn=0\n"
+            "while :; do\n"
+            f"  state=$({sc} is-active {unit} || true); n=$((n+1))\n"
+            '  if [ "$state" != active ]; then\n'
+            f"    tail=$({sc} status {unit} --no-pager -n 3 2>&1 | sed '/^[[:space:]]*$/d' | tail -n 1"
+            " || true)\n"
+            f'    echo "{unit} is ${{state:-unknown}} (${{tail:-(no output)}})" >&2; exit 1\n'
+            "  fi\n"
+            '  [ "$(date +%s)" -ge "$end" ] && break\n'
+            "  sleep 1\n"
+            "done\n"
+            f'echo "{unit} active for {wait:g}s ($n checks)"')
+
+
 class Service:
     """The application's unit on one device: write, restart, health check."""
 
@@ -145,9 +183,7 @@ class Service:
         self.unit = unit_name(cfg.app)
 
     def unit_path(self) -> str:
-        c = self.cfg
-        d = c.unit_dir or ("/etc/systemd/system" if c.systemd == "system" else "~/.config/systemd/user")
-        return base_expr(d) + "/" + self.unit
+        return unit_path(self.cfg)
 
     def exists(self) -> bool:
         return self.r.run("read unit", f"test -f {self.unit_path()} && echo yes || true").strip() == "yes"
@@ -167,31 +203,14 @@ class Service:
 
     def install(self, text: str) -> None:
         """Put ``text`` in place as the unit, reload systemd and enable the unit."""
-        c = self.cfg
-        path = self.unit_path()
-        sudo = "sudo -n " if c.systemd == "system" and not c.unit_dir else ""
-        sc = c.systemctl_cmd()
-        self.r.run("write unit", f'{sudo}mkdir -p "$(dirname {path})"\n{sudo}tee {path} >/dev/null\n'
-                   f"{sc} daemon-reload\n{sc} enable {self.unit}", data=text.encode())
+        self.r.run("write unit", unit_install_script(self.cfg), data=text.encode())
 
     def restart(self) -> None:
-        self.r.run("restart service", f"{self.cfg.systemctl_cmd()} restart {self.unit}")
+        self.r.run("restart service", restart_script(self.cfg))
 
     def health(self) -> str:
         """The unit must report ``active`` at every poll for ``health_wait`` seconds."""
-        sc, unit = self.cfg.systemctl_cmd(), self.unit
-        deadline = time.monotonic() + self.cfg.health_wait
-        polls = 0
-        while True:
-            state = self.r.run("health check", f"{sc} is-active {unit} || true").strip() or "unknown"
-            polls += 1
-            if state != "active":
-                tail = self.r.run("health check", f"{sc} status {unit} --no-pager -n 3 2>&1 || true",
-                                  check=False)
-                raise DeployError(f"health check: {unit} is {state} ({last_line(tail)})")
-            if time.monotonic() >= deadline:
-                return f"{unit} active for {self.cfg.health_wait:g}s ({polls} checks)"
-            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        return last_line(self.r.run("health check", health_script(self.cfg)))
 
     def activate(self, rewrite: bool, keys_dir: str | None = None) -> str:
         """(Re)write the unit when asked, restart it, and wait out the health check."""

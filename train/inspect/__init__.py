@@ -15,8 +15,11 @@ Two modes, one tiling (``edgewise.edge.apps.inspect``, the code the device runs)
 
 At inference every image is tiled (optionally after per-image intensity normalisation); the
 image score is the maximum (or top-k mean) tile score and the tile scores form the anomaly
-map. Supervised: the threshold is chosen on the validation split for a target recall (default
-0.98) using the deployed int8 model, and stored with the precision it implies. Good-only: the
+map. Supervised: with ``folds`` (the command's default, 4) the threshold is the highest whose
+one-sided 95 % Clopper-Pearson lower bound on the recall of out-of-fold int8 scores (every
+training and validation part scored by a fold model that never saw it) meets the target
+(default 0.98), stored with that interval and the false rejects it costs; without folds it is
+chosen on the validation split for the target recall. Good-only: the
 threshold is set for a false-alarm rate (default 0.05) on the good validation parts alone;
 the recall and precision it implies on the validation defects are reported, never used.
 The report (learning curves, confusion matrix, ROC/PR, recall per defect kind, worst
@@ -25,6 +28,8 @@ mistakes, heat-map overlays, metrics.json) is always written into the bundle's `
 One job per module: ``config`` (settings), ``data`` (split, images, tiles), ``crops``
 (training crops, augmentation), ``synthetic`` (synthetic defects and demo data), ``model``
 (the network, its features, the memory bank), ``scores`` (image scores, operating point),
+``folds`` (K folds by part), ``oof`` (out-of-fold scores), ``guarantee`` (Clopper-Pearson bound,
+the threshold rule), ``seeds`` (the recipe over several seeds, mean +- sd),
 ``trainer`` (what both modes share: fit, export), ``modes`` (the supervised and good-only
 trainers), ``export`` (variants scored as on the device, thresholds, banks), ``report`` and
 ``cli``. ``train_inspect(data, out, cfg)`` is ``trainer_for(cfg).fit(data).export(out)``.
@@ -38,6 +43,7 @@ from .cli import train_main
 from .config import MODES, InspectConfig
 from .crops import augment, sample_crops
 from .export import MEMORY_FILE
+from .guarantee import choose_threshold, recall_lower_bound
 from .model import build_model, coreset, feature_model, loo_nearest_good
 from .modes import GoodOnlyTrainer, SupervisedTrainer, train_inspect, trainer_for
 from .scores import image_scores, operating_point, recall_per_kind
@@ -65,4 +71,6 @@ __all__ = [
     "image_scores",
     "operating_point",
     "recall_per_kind",
+    "choose_threshold",
+    "recall_lower_bound",
 ]

@@ -9,6 +9,7 @@ from edgewise.edge.jsonenc import dumps
 
 from ..data.magnetic_tile import FolderLayout, load_inspection_dataset
 from .config import MODES, InspectConfig
+from .guarantee import parse_kind_floors
 from .modes import TRAINERS, train_inspect
 
 __all__ = ["train_main"]
@@ -127,7 +128,8 @@ def train_main(argv: list[str]) -> int:
     a = p.parse_args(argv)
     try:
         data, layout = _data_args(a)
-        load_inspection_dataset(data, layout)  # the layout is checked before TensorFlow is imported
+        samples = load_inspection_dataset(data, layout)  # the layout is checked before TensorFlow loads
+        parse_kind_floors(a.min_recall_per_kind, sorted({s.kind for s in samples if s.label}))
         if a.weights and not Path(a.weights).is_file():
             raise ValueError(f"--weights {a.weights}: no such file")
     except ValueError as e:

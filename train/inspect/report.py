@@ -143,19 +143,21 @@ def _misses(evaluation: Evaluation, n: int = 8) -> list[np.ndarray]:
     y = parts.y_test
     order = [i for i in np.argsort(st) if y[i] == 1]
     missed = [i for i in order if st[i] < thr][:n]
-    cells = [_annotated(parts.test[i], tiles[i], tiling, thr, f"test MISS {parts.test[i].kind} {st[i]:.2f}"
-                        f" < {thr:.2f}", lg) for i in missed]
+    # short labels: a narrow part is shrunk into its cell; the threshold is marked on the colour bar
+    test = parts.test
+    cells = [_annotated(test[i], tiles[i], tiling, thr, f"test MISS {test[i].kind} {st[i]:.2f}", lg)
+             for i in missed]
     oof = t.oof_
     if oof is not None and "tflite_int8" in evaluation.variants:
         s8 = oof.scores["tflite_int8"]
         thr8 = evaluation.variants["tflite_int8"].op["threshold"]
         miss8 = [j for j in np.argsort(s8) if oof.labels[j] == 1 and s8[j] < thr8][:n]
         cells += [_annotated(oof.samples[j], oof.tiles[j], tiling, thr8,
-                             f"out-of-fold MISS {oof.samples[j].kind} {s8[j]:.2f} < {thr8:.2f}", lg)
+                             f"OOF MISS {oof.samples[j].kind} {s8[j]:.2f}", lg)
                   for j in miss8]
     if not cells:
-        cells = [_annotated(parts.test[i], tiles[i], tiling, thr, f"test closest {parts.test[i].kind} "
-                            f"{st[i]:.2f} >= {thr:.2f}", lg) for i in order[:4]]
+        cells = [_annotated(test[i], tiles[i], tiling, thr, f"caught {test[i].kind} {st[i]:.2f}", lg)
+                 for i in order[:4]]
     return cells
 
 
