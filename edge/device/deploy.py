@@ -285,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("bundle", nargs="?", help="bundle directory or .zip (not needed with --rollback)")
     p.add_argument("--host", action="append", default=[], help="user@host[:port]; repeat for several")
-    p.add_argument("--inventory", help="file with one host per line")
+    p.add_argument("--inventory", help="Ansible inventory (INI/YAML: ansible_host, ansible_port, "
+                   "ansible_user, ansible_ssh_private_key_file), or one user@host[:port] per line")
     p.add_argument("--app", required=True, choices=APPS, help="application the service runs")
     p.add_argument("--identity", "-i", help="SSH private key")
     p.add_argument("--port", "-p", type=int, help="SSH port (when a host does not name one)")
@@ -331,7 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _hosts(a: argparse.Namespace) -> list[Host]:
     hosts = [parse_host(h, a.port, a.identity) for h in a.host]
     if a.inventory:
-        hosts += read_inventory(a.inventory, a.port, a.identity)
+        from .fleet.inventory import is_ansible_inventory, read_ansible_inventory
+
+        read = read_ansible_inventory if is_ansible_inventory(a.inventory) else read_inventory
+        hosts += read(a.inventory, a.port, a.identity)
     if not hosts:
         raise ValueError("no target: give --host user@host or --inventory FILE")
     return hosts

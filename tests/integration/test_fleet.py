@@ -61,7 +61,7 @@ def inventory(pis: dict[str, FakePi], path: Path, broken: str | None) -> Path:
     lines = ["[pis]"]
     for name, p in pis.items():
         video = write_video(p.home / "line")
-        run = (f"--source /nonexistent/video.mp4" if name == broken else
+        run = ("--source /nonexistent/video.mp4" if name == broken else
                f"--source {video} --realtime --loop --latest --threads 1 --jsonl {p.home / 'events.jsonl'}")
         lines.append(f"{name} ansible_host=127.0.0.1 ansible_port={p.port} ansible_user={p.user} "
                      f"ansible_ssh_private_key_file={p.root / 'key'} edgewise_systemctl={p.shim} "

@@ -265,3 +265,28 @@ def test_every_run_command_hands_run_app_typed_settings(
     assert settings.sinks.status_port == 0
     if app in ("classify", "inspect"):  # a grey model on an image folder reads the images grey
         assert settings.source.gray
+
+
+def test_the_status_page_listens_on_loopback_only_unless_told_otherwise() -> None:
+    """The page shows live frames: by default nothing off the device can reach it."""
+    import socket
+
+    s = _settings("--status-port", "0")
+    assert s.sinks.status_host == "127.0.0.1"
+    server = start_status(Runner(_Echo(), []), s.sinks)
+    try:
+        bound = server.host
+        assert bound == "127.0.0.1"
+        found = {i[4][0] for i in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # the routed address; sends nothing
+            try:
+                probe.connect(("192.0.2.1", 9))
+                found.add(probe.getsockname()[0])
+            except OSError:
+                pass
+        others = [a for a in found if not a.startswith("127.") and a != "0.0.0.0"]
+        for addr in others:  # the host's own non-loopback addresses are refused
+            with pytest.raises(OSError):
+                socket.create_connection((addr, server.port), timeout=2).close()
+    finally:
+        server.stop()
