@@ -205,10 +205,10 @@ def _operating_point_lines(r: dict[str, Any]) -> list[str]:
     ]
     v = r["variants"].get(op["variant"])
     if v is not None:
-        inside = "inside" if v["recall"] >= op["recall_lower"] else "BELOW"
+        inside = "at or above" if v["recall"] >= op["recall_lower"] else "BELOW"
         lines.append(
             f"Test split at the same threshold: caught {v['caught']}/{v['defects']}, recall "
-            f"{_f(v['recall'], 3)} ({inside} the stored interval), precision {_f(v['precision'], 3)}, "
+            f"{_f(v['recall'], 3)} ({inside} the stored lower bound), precision {_f(v['precision'], 3)}, "
             f"false rejects {_f(v['false_alarm_rate'], 3)}"
         )
     return lines

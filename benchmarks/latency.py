@@ -239,16 +239,22 @@ def bench_main(argv: list[str]) -> int:
     p.add_argument("--iterations", type=int, default=200, help="timed single inferences per cell")
     p.add_argument("--warmup", type=int, default=20, help="untimed inferences before timing")
     p.add_argument("--out", help="folder for latency.json, latency.md and latency.png")
+    p.add_argument("--quick", action="store_true",
+                   help="at most 50 timed and 5 warm-up inferences per cell, no memory measurement")
     add_json(p, "the results")
+    p.add_argument("--md", metavar="PATH", help="also write the Markdown table to PATH")
     add_quiet(p)
     a = p.parse_args(argv)
     if min(a.threads) < 1 or a.iterations < 1 or a.warmup < 0:
         raise CliError("--threads and --iterations must be at least 1, --warmup at least 0")
     res = bench_bundle(
-        a.bundle, variants=a.variants, threads=a.threads, iterations=a.iterations,
-        warmup=a.warmup, quiet=a.quiet,
+        a.bundle, variants=a.variants, threads=a.threads,
+        iterations=min(a.iterations, 50) if a.quick else a.iterations,
+        warmup=min(a.warmup, 5) if a.quick else a.warmup, quiet=a.quiet, memory=not a.quick,
     )
     md = latency_markdown(res)
+    if a.md:
+        Path(a.md).write_text(md)
     if a.out:
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)

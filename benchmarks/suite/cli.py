@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from edgewise.edge.progress import log
 
 from .collect import COLLECTORS, Plan, model_rows
 from .compare import Tolerance, compare, comparison_dict
-from .header import suite_header
+from .header import projection_summary, suite_header
 from .render import plot_suite, suite_markdown
 from .rows import SuiteResult, SuiteRow
 
@@ -74,8 +75,9 @@ def _train_quick(app: str, data: Path, where: Path, quiet: bool) -> Path:
         if src is None:
             raise CliError(f"--train-quick inspect: no magnetic tile data under {data}")
         out = where / "inspect.bundle"
-        train_inspect(src, out, InspectConfig(mode="supervised", epochs=IE, limit=DEMO_LIMIT, defect_crops=12,
-                                              good_crops=6, batch=32), quiet=quiet)
+        cfg = InspectConfig(mode="supervised", epochs=IE, limit=DEMO_LIMIT, defect_crops=12, good_crops=6,
+                            batch=32, variants=["tflite_float32", "tflite_int8", "onnx_float32", "onnx_int8"])
+        train_inspect(src, out, cfg, quiet=quiet)
     else:
         from edgewise.train.data.cwru import load_cwru_dataset
         from edgewise.train.vibration import VibrationConfig, VibrationTrainer
@@ -161,6 +163,9 @@ def suite_main(argv: list[str]) -> int:
                    help="CI size: fewer timed iterations, draws and images (same rows)")
     p.add_argument("--out", default="benchmarks/results", help="folder for NAME.json, NAME.md and the plots")
     p.add_argument("--name", default=_host_name(), help="file name stem (default: this host's name)")
+    p.add_argument("--work", metavar="DIR",
+                   help="folder for quick bundles and each application's own reports (default: a new "
+                   "temporary folder, named in the log)")
     add_json(p)
     p.add_argument("--md", metavar="PATH", help="also write the Markdown report to PATH")
     p.add_argument("--projection", action="append", default=[], metavar="FILE",
@@ -192,6 +197,8 @@ def suite_main(argv: list[str]) -> int:
         import json
 
         result = SuiteResult.from_dict(json.loads(Path(a.from_result).read_text(encoding="utf-8")))
+        if a.projection:  # projections made after the measurement join its header
+            result.header["projections"] = [projection_summary(f) for f in a.projection]
     else:
         threads = a.threads or default_threads()
         if min(threads) < 1:
@@ -200,13 +207,14 @@ def suite_main(argv: list[str]) -> int:
         if data is None:
             raise CliError("no data: pass --data DIR or set EDGEWISE_DATA (the suite runs on the real data)")
         bundles = {k: v for k, v in parse_bundles(a.bundle).items() if k in a.apps}
-        out = Path(a.out)
+        work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="edgewise-suite-"))
+        log(f"bench all: quick bundles and per-application reports in {work}", quiet=a.quiet)
         if a.train_quick:
             for app in a.apps:
                 if app not in bundles:
                     log(f"training a quick {app} bundle (the demo's recipe) ...", quiet=a.quiet)
-                    bundles[app] = _train_quick(app, data, out / "work" / "bundles", a.quiet)
-        plan = Plan(tuple(threads), a.quick, out / "work")
+                    bundles[app] = _train_quick(app, data, work / "bundles", a.quiet)
+        plan = Plan(tuple(threads), a.quick, work)
         result = run_suite(data, bundles, plan, a.projection, a.quiet)
         result.header["command"] = "edgewise bench all " + " ".join(argv)
     regressions = apply_comparison(result, Path(a.compare), tol) if a.compare else 0

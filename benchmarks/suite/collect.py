@@ -123,7 +123,8 @@ def inspect_rows(bundle: Path, data: Path, plan: Plan, quiet: bool) -> tuple[lis
                     "inspect", "pipeline", name, spec.backend, spec.precision, int(th),
                     round(lat["p50_ms"], 4), round(lat["p99_ms"], 4), {}, "image_auroc",
                     round(float(v["auroc"]), 6),
-                    note=f"{r['test_images']} held-out images ({r['test_defective']} defective), recall "
+                    note=f"{name}: {r['test_images']} held-out images ({r['test_defective']} defective), "
+                    f"recall "
                     f"{v['recall']:.3f} at the bundle threshold; {r['tiles_per_image']['mean']:.1f} "
                     "tiles/image"))
     return rows, []

@@ -16,6 +16,7 @@ value is refused, so no value can add a line (a directive) of its own.
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -156,20 +157,20 @@ def restart_script(cfg: DeployConfig) -> str:
 
 
 def health_script(cfg: DeployConfig) -> str:
-    """The health check in one round trip: the unit must report ``active`` at every poll (one a
-    second) for ``health_wait`` seconds. Prints ``UNIT active for Ns (K checks)``; otherwise
-    ``UNIT is STATE (last status line)`` on stderr and exit 1."""
+    """The health check in one round trip: the unit must report ``active`` at every poll, one a
+    second, for at least ``health_wait`` seconds (whole seconds, rounded up). Prints ``UNIT active
+    for Ns (K checks)``; otherwise ``UNIT is STATE (last status line)`` on stderr and exit 1."""
     sc, unit = cfg.systemctl_cmd(), unit_name(cfg.app)
     wait = max(0.0, float(cfg.health_wait))
-    return (f"end=$(( $(date +%s) + {int(wait)} ))\nn=0\n"
+    return ("n=0\n"
             "while :; do\n"
             f"  state=$({sc} is-active {unit} || true); n=$((n+1))\n"
             '  if [ "$state" != active ]; then\n'
-            f"    tail=$({sc} status {unit} --no-pager -n 3 2>&1 | sed '/^[[:space:]]*$/d' | tail -n 1"
+            f"    tail=$({sc} status --no-pager -n 3 {unit} 2>&1 | sed '/^[[:space:]]*$/d' | tail -n 1"
             " || true)\n"
             f'    echo "{unit} is ${{state:-unknown}} (${{tail:-(no output)}})" >&2; exit 1\n'
             "  fi\n"
-            '  [ "$(date +%s)" -ge "$end" ] && break\n'
+            f'  [ "$n" -gt {math.ceil(wait)} ] && break\n'
             "  sleep 1\n"
             "done\n"
             f'echo "{unit} active for {wait:g}s ($n checks)"')

@@ -4,7 +4,7 @@ The devices are deploy's test fixture (``test_deploy.FakePi``) three times: thre
 ports, each with its own home, key and systemctl stand-in (which runs the unit's ExecStart, so
 the health check is real). One device gets broken ``edgewise_run_args`` in the inventory: its
 service dies at start, the role rolls it back, and the rollout halts or goes on per
-``--max-fail-percentage``. The same INI inventory then drives ``edgewise deploy --inventory``.
+``--serial``/``--max-fail-percentage``. The same INI inventory then drives ``edgewise deploy --inventory``.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def fleet(inv: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[dict
     out = inv.parent / f"table-{len(list(inv.parent.glob('table-*')))}.json"
     cmd = [sys.executable, "-m", "edgewise.edge.cli", "fleet", *args, "--inventory", str(inv),
            "--app", "classify", "--systemd", "user", "--no-deps", "--python", BASE_PYTHON,
-           "--health-wait", "2", "--json", str(out)]
+           "--health-wait", "4", "--json", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     rows = json.loads(out.read_text()) if out.exists() else []
     return r, rows
@@ -118,6 +118,7 @@ def test_rollout_to_three_pis_then_a_failed_health_check_halts_and_rolls_back(
     assert t["pi1"]["result"] == "ok" and current(pis["pi1"]) != rel1["pi1"]
     assert (pis["pi1"].home / "edgewise" / "current" / "bundle" / "notes" / "v2.txt").exists()
     assert t["pi2"]["result"] == "FAILED" and "health check" in t["pi2"]["detail"], t["pi2"]
+    assert "no such file" in t["pi2"]["detail"], "the service's own last words"
     assert "rolled back to" in t["pi2"]["detail"] and current(pis["pi2"]) == rel1["pi2"]
     assert t["pi2"]["facts"]["unit"] == "active", "the rolled-back service runs again"
     assert t["pi3"]["result"] == "not run" and current(pis["pi3"]) == rel1["pi3"]
@@ -126,10 +127,15 @@ def test_rollout_to_three_pis_then_a_failed_health_check_halts_and_rolls_back(
 
 def test_a_tolerant_policy_goes_on_past_the_failed_device(pis: dict[str, FakePi], wheel: Path, bundles,
                                                           tmp_path: Path):
-    _, b2 = bundles
+    b1, b2 = bundles
+    if not all(current(p) for p in pis.values()):  # run alone: every device first gets a release
+        r, _ = fleet(inventory(pis, tmp_path / "good.ini", broken=None), str(b1), "--wheel", str(wheel))
+        assert r.returncode == 0, r.stdout + r.stderr[-4000:]
     before = {n: current(p) for n, p in pis.items()}
     bad = inventory(pis, tmp_path / "bad.ini", broken=BROKEN)
-    r, rows = fleet(bad, str(b2), "--wheel", str(wheel), "--serial", "1", "--max-fail-percentage", "100")
+    # batches [pi1, pi2] and [pi3]: one failure in two is not more than 50%, so the rollout goes on
+    # (Ansible ends a play whose whole batch failed, so with --serial 1 any failure halts)
+    r, rows = fleet(bad, str(b2), "--wheel", str(wheel), "--serial", "2", "--max-fail-percentage", "50")
     assert r.returncode == 1, r.stdout + r.stderr[-4000:]
     t = by_host(rows)
     assert [t[n]["result"] for n in NAMES] == ["ok", "FAILED", "ok"], rows

@@ -14,7 +14,9 @@ templates of *other* people) for a target false-accept rate and stored in the bu
 - ``calibrate``: template scores, open-set rank-1, the unknown threshold per TTA mode and FAR;
 - ``report``: curves, similarity histogram, ROC and metrics.json inside the bundle;
 - ``trainer``: ``FaceTrainer`` (fit, then export one sealed bundle) and ``train_face``;
-- ``recalibrate``: new thresholds for an existing bundle, without retraining;
+- ``asnorm`` / ``scoring``: the AS-norm cohort, and every decision rule's scores and thresholds;
+- ``recalibrate``: new thresholds (and cohort, fusion statistics) for an existing bundle;
+- ``lodo``: the leave-one-dataset-out campaign (``train face --lodo``);
 - ``cli``: ``edgewise train face`` (``train_main``).
 
 >>> # edgewise train face --data $EDGEWISE_DATA --out face.bundle --epochs 90

@@ -5,7 +5,9 @@
 - ``align``: ``face_crop``, the canonical crop the network sees in training, benchmark and here;
 - ``embed``: the bundle's embedding network and the mirror-averaging (TTA) rule;
 - ``gallery``: enrolled people and their embeddings in one SQLite file;
-- ``match``: best template by cosine similarity, and the bundle's calibrated unknown threshold;
+- ``match``: best template by cosine similarity, and ``Matcher``: the bundle's decision rule
+  (cosine, fused with LBP, or AS-norm) against its calibrated threshold;
+- ``lbp``: LBP-histogram vectors of aligned crops (the classic descriptor the fused rule adds);
 - ``calibrate``: that threshold for a target false-accept rate, set on identities nobody enrolls
   (the trainer and ``convert --task face-embedding`` share it);
 - ``app``: ``FaceApp``, the three pipeline stages, emitting an ``Event`` whose answer is the person;

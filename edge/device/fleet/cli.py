@@ -226,8 +226,10 @@ def fleet_main(argv: list[str]) -> int:
         raise ValueError("--keep must be at least 1, --health-wait at least 0")
     if a.app is None:
         raise ValueError("--app is required (classify, face, inspect or vibration)")
-    if a.facts == bool(a.bundle):
+    if a.facts and a.bundle:
         raise ValueError("give a bundle to roll out, or --facts (not both)")
+    if not a.facts and not a.bundle and a.write is None:
+        raise ValueError("no bundle to roll out (or --facts for the fleet table only)")
     if a.write is None and not a.inventory:
         raise ValueError("--inventory FILE is required (or --write DIR / --print)")
     if a.inventory and not Path(a.inventory).exists():
