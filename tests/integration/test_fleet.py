@@ -122,7 +122,7 @@ def test_rollout_to_three_pis_then_a_failed_health_check_halts_and_rolls_back(
     assert "rolled back to" in t["pi2"]["detail"] and current(pis["pi2"]) == rel1["pi2"]
     assert t["pi2"]["facts"]["unit"] == "active", "the rolled-back service runs again"
     assert t["pi3"]["result"] == "not run" and current(pis["pi3"]) == rel1["pi3"]
-    print(r.stdout)  # the fleet table, for the record (pytest -s)
+    print(r.stdout, r.stderr.strip().splitlines()[-1])  # the fleet table and its summary (pytest -s)
 
 
 def test_a_tolerant_policy_goes_on_past_the_failed_device(pis: dict[str, FakePi], wheel: Path, bundles,

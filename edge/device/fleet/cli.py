@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -247,6 +248,7 @@ def fleet_main(argv: list[str]) -> int:
         return 0
     if importlib.util.find_spec("ansible") is None:
         raise ValueError(NEEDS_ANSIBLE)
+    t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="edgewise-fleet-") as tmp:
         work = Path(tmp)
         if a.bundle:
@@ -269,6 +271,10 @@ def fleet_main(argv: list[str]) -> int:
         rows = _rows(_inventory_hosts(a.inventory), results, recap)
     if not emit_json([r.__dict__ for r in rows], a.json):
         print(fleet_table(rows))
+    counts = {k: sum(r.result == k for r in rows) for k in ("ok", "FAILED", "unreachable", "not run")}
+    print(f"fleet: {len(rows)} device(s): " + ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+          + f" in {time.monotonic() - t0:.0f} s (serial {a.serial}, max_fail_percentage "
+          f"{a.max_fail_percentage})", file=sys.stderr)
     if rc not in (0, 2, 4):  # 2: a host failed, 4: a host unreachable; anything else is ansible's own
         print(f"edgewise fleet: ansible-playbook exited {rc}", file=sys.stderr)
     return 0 if rc == 0 and all(r.result == "ok" for r in rows) else 1
