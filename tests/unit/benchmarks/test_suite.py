@@ -190,3 +190,18 @@ def test_every_bench_command_takes_the_shared_flags(command: str, capsys: pytest
     text = capsys.readouterr().out
     missing = [f for f in ("--json", "--md", "--out", "--threads", "--quick") if f not in text]
     assert missing == []
+
+
+def test_projected_pi_figures_join_a_result_beside_the_measured_rows(tmp_path: Path):
+    proj = tmp_path / "face-pi5.json"
+    proj.write_text(json.dumps({"target": "pi5", "source": "face.bundle", "band": 0.3,
+                                "label": "projected, compute-bound lower bound",
+                                "variants": [{"name": "tflite_int8", "ms": 0.414, "ms_band": [0.29, 0.538]}],
+                                "ratios": [{"backend": "litert", "ratio": 1.73}]}))
+    res = _write(tmp_path, "r.json", _rows())
+    assert suite_main(["--from-result", str(res), "--projection", str(proj), "--out", str(tmp_path),
+                       "--name", "p", "-q"]) == 0
+    md = (tmp_path / "p.md").read_text()
+    assert "Projected Pi figures, pi5 (face.bundle), projected, compute-bound lower bound, ±30 %" in md
+    assert "| tflite_int8 | 0.414 | 0.290-0.538 | - |" in md and "| **int8/float32, litert** | 1.73x |" in md
+    assert "not projected" not in md and "| inspect |" not in md  # rows stay in their own tables
