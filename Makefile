@@ -34,3 +34,14 @@ test: $(VENV)/.installed system-deps lint
 .PHONY: verify-pi
 verify-pi: $(VENV)/.installed
 	VENV=$(VENV) bash .ci/verify-pi
+
+# A quick benchmark run (vibration on real CWRU data) compared with this host's committed baseline:
+# a large slowdown or accuracy drop fails CI. Run-to-run noise on a shared 2-core host reaches 2x on
+# some rows, hence the generous tolerance; on a host without a baseline it skips with a message.
+.PHONY: bench-ci
+bench-ci: $(VENV)/.installed
+	@b=benchmarks/results/$$(hostname)-quick-baseline.json; \
+	if [ ! -f "$$b" ] || [ -z "$(DATA)" ]; then echo "bench-ci: skipped (no $$b or no EDGEWISE_DATA)"; exit 0; fi; \
+	$(VENV)/bin/edgewise bench all --data $(DATA) --apps vibration --train-quick --quick \
+	  --work build/bench-ci --out build/bench-ci --name ci --compare "$$b" --fail-on-regression \
+	  --latency-tolerance 2.5 --accuracy-tolerance 0.05 --min-delta-ms 0.1

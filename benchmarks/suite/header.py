@@ -80,6 +80,8 @@ def projection_summary(path: str | Path) -> dict[str, Any]:
                    for r in d.get("ratios", [])],
         "pipelines": [{"variant": p["variant"], "ms": p["ms"], "ms_band": p.get("ms_band")}
                       for p in d.get("pipelines", [])],
+        "pipeline_ratios": [{"backend": r["backend"], "ratio": r["ratio"], "band": r.get("band")}
+                            for r in d.get("pipeline_ratios", [])],
     }
 
 

@@ -49,6 +49,8 @@ def _header_lines(r: SuiteResult) -> list[str]:
             lines.append(f"| per frame with {q['variant']} | {_num(q['ms'])} | - | - |")
         for q in p.get("ratios", []):
             lines.append(f"| **int8/float32, {q['backend']}** | {q['ratio']:.2f}x | - | - |")
+        for q in p.get("pipeline_ratios", []):
+            lines.append(f"| **int8/float32, whole pipeline, {q['backend']}** | {q['ratio']:.2f}x | - | - |")
         lines.append("")
     return lines
 
@@ -129,7 +131,7 @@ def plot_suite(r: SuiteResult, stem: Path) -> list[Path]:
 
 
 def _label(row: SuiteRow) -> str:
-    return f"{row.app} {row.level} {row.method[:48]} t{row.threads}"
+    return f"{row.app} {row.level} {row.method[:40]} t{row.threads}"
 
 
 def _latency_plot(plt: Any, rows: list[SuiteRow], header: dict[str, Any], path: Path) -> None:

@@ -20,11 +20,28 @@ def _declared_packages() -> set[str]:
     return {p.strip() for p in cfg["options"]["packages"].split() if p.strip()}
 
 
+def _shipped_as_data(d: Path, folder: str, pkg: str) -> bool:
+    """Python files shipped as data of a package (e.g. an Ansible filter plugin), not imported from it."""
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    if not cfg.has_section("options.package_data"):
+        return False
+    files = list(d.glob("*.py"))
+    for owner, patterns in cfg["options.package_data"].items():
+        if not owner.startswith(pkg + "."):
+            continue
+        base = REPO / folder / Path(*owner.split(".")[2:])
+        globs = [base / g.strip() for g in patterns.split(",") if g.strip()]
+        if d.is_relative_to(base) and all(any(f.match(str(g)) for g in globs) for f in files):
+            return True
+    return False
+
+
 def test_every_python_folder_is_declared_as_a_package() -> None:
     declared = _declared_packages()
     for folder, pkg in ROOTS.items():
         for d in [REPO / folder, *sorted(p for p in (REPO / folder).rglob("*") if p.is_dir())]:
-            if "__pycache__" in d.parts or not list(d.glob("*.py")):
+            if "__pycache__" in d.parts or not list(d.glob("*.py")) or _shipped_as_data(d, folder, pkg):
                 continue
             name = ".".join([pkg, *d.relative_to(REPO / folder).parts])
             assert name in declared, f"{d} holds Python files but {name} is not in setup.cfg packages"
