@@ -277,11 +277,17 @@ def bench_main(argv: list[str]) -> int:
     p.add_argument("--max-images", type=int, default=60, help="test images timed per cell")
     p.add_argument("--repeats", type=int, default=3, help="timing passes over the timed images")
     p.add_argument("--out", help="folder for inspect_bench.json and inspect_bench.md")
+    p.add_argument("--md", metavar="PATH", help="write the Markdown table to PATH")
+    p.add_argument("--quick", action="store_true",
+                   help="a fast look: 10 timed images, one timing pass "
+                   "(accuracy still on the whole test split)")
     add_json(p)
     add_quiet(p)
     a = p.parse_args(argv)
     if min(a.threads) < 1 or a.max_images < 1 or a.repeats < 1:
         p.error("--threads, --max-images and --repeats must be at least 1")
+    if a.quick:
+        a.max_images, a.repeats = min(a.max_images, 10), 1
     for b in a.bundle:
         if not Path(b).exists():
             raise FileNotFoundError(f"{b}: no such bundle")
@@ -291,6 +297,8 @@ def bench_main(argv: list[str]) -> int:
     md = bench_markdown(res)
     if not emit_json(res, a.json):
         print(md)
+    if a.md:
+        Path(a.md).write_text(md)
     if a.out:
         o = Path(a.out)
         o.mkdir(parents=True, exist_ok=True)

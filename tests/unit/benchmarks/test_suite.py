@@ -178,8 +178,7 @@ def test_a_measured_2x_slowdown_of_the_model_is_caught(digits_bundle: Path, tmp_
 
 @pytest.mark.parametrize("command", [
     "bench", "bench all", "bench face", "bench vibration",
-    pytest.param("bench inspect", marks=pytest.mark.xfail(
-        strict=True, reason="bench inspect has no --md and no --quick yet")),
+    "bench inspect",
 ])
 def test_every_bench_command_takes_the_shared_flags(command: str, capsys: pytest.CaptureFixture):
     from edgewise.edge.cli import main

@@ -478,7 +478,8 @@ def test_run_commands_take_the_unpack_limit_as_a_flag(tmp_path: Path, private_tm
     from edgewise.edge.cli import main
 
     z = _zip(tmp_path, {"bundle.json": b"{}", "zeros.bin": b"\x00" * (3 << 20)})
-    assert main(["run", "classify", "--bundle", str(z), "--source", str(tmp_path), "--max-unpacked-mb", "2"]) == 2
+    argv = ["run", "classify", "--bundle", str(z), "--source", str(tmp_path), "--max-unpacked-mb", "2"]
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("edgewise run classify: error: ") and "more than the limit of 2 MiB" in err
     assert "\n" not in err and list(private_tmp.iterdir()) == []
