@@ -37,6 +37,29 @@ def digits_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The edgewise wheel, built once (deploy, fleet and image ship it)."""
+    from edgewise.edge.device.wheel import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def two_bundles(digits_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The digits bundle, and a copy with one extra (sealed) file: two distinct releases."""
+    import shutil
+
+    from edgewise.edge.bundle import reopen
+
+    b2 = tmp_path_factory.mktemp("b2") / "digits-v2.bundle"
+    shutil.copytree(digits_bundle, b2)
+    w = reopen(b2)
+    w.add_bytes("notes/v2.txt", b"second release\n")
+    w.finish()
+    return digits_bundle, b2
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark tests by what they need, so ``-m "not realdata"`` and ``-m "not integration"`` work.
 

@@ -140,26 +140,6 @@ def pi(tmp_path_factory: pytest.TempPathFactory):
     p.stop()
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edgewise.edge.device.wheel import build_wheel
-
-    return build_wheel(tmp_path_factory.mktemp("wheel"))
-
-
-@pytest.fixture(scope="module")
-def two_bundles(digits_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The digits bundle, and a copy with one extra (sealed) file: two distinct releases."""
-    from edgewise.edge.bundle import reopen
-
-    b2 = tmp_path_factory.mktemp("b2") / "digits-v2.bundle"
-    shutil.copytree(digits_bundle, b2)
-    w = reopen(b2)
-    w.add_bytes("notes/v2.txt", b"second release\n")
-    w.finish()
-    return digits_bundle, b2
-
-
 def write_video(path: Path) -> Path:
     edge_tests = str(Path(__file__).resolve().parents[1] / "unit" / "edge")
     if edge_tests not in sys.path:  # on the path when the whole suite runs; not when this file runs alone

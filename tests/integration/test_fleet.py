@@ -35,27 +35,6 @@ def pis(tmp_path_factory: pytest.TempPathFactory):
         p.stop()
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edgewise.edge.device.wheel import build_wheel
-
-    return build_wheel(tmp_path_factory.mktemp("wheel"))
-
-
-@pytest.fixture(scope="module")
-def bundles(digits_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from edgewise.edge.bundle import reopen
-
-    b2 = tmp_path_factory.mktemp("b2") / "digits-v2.bundle"
-    import shutil
-
-    shutil.copytree(digits_bundle, b2)
-    w = reopen(b2)
-    w.add_bytes("notes/v2.txt", b"second release\n")
-    w.finish()
-    return digits_bundle, b2
-
-
 def inventory(pis: dict[str, FakePi], path: Path, broken: str | None) -> Path:
     """An ordinary Ansible INI inventory: connection variables and each device's run args."""
     lines = ["[pis]"]
@@ -93,8 +72,8 @@ def by_host(rows: list[dict]) -> dict[str, dict]:
 
 
 def test_rollout_to_three_pis_then_a_failed_health_check_halts_and_rolls_back(
-        pis: dict[str, FakePi], wheel: Path, bundles, tmp_path: Path):
-    b1, b2 = bundles
+        pis: dict[str, FakePi], wheel: Path, two_bundles, tmp_path: Path):
+    b1, b2 = two_bundles
     good = inventory(pis, tmp_path / "good.ini", broken=None)
     r, rows = fleet(good, str(b1), "--wheel", str(wheel))
     assert r.returncode == 0, r.stdout + r.stderr[-4000:]
@@ -125,9 +104,9 @@ def test_rollout_to_three_pis_then_a_failed_health_check_halts_and_rolls_back(
     print(r.stdout, r.stderr.strip().splitlines()[-1])  # the fleet table and its summary (pytest -s)
 
 
-def test_a_tolerant_policy_goes_on_past_the_failed_device(pis: dict[str, FakePi], wheel: Path, bundles,
+def test_a_tolerant_policy_goes_on_past_the_failed_device(pis: dict[str, FakePi], wheel: Path, two_bundles,
                                                           tmp_path: Path):
-    b1, b2 = bundles
+    b1, b2 = two_bundles
     if not all(current(p) for p in pis.values()):  # run alone: every device first gets a release
         r, _ = fleet(inventory(pis, tmp_path / "good.ini", broken=None), str(b1), "--wheel", str(wheel))
         assert r.returncode == 0, r.stdout + r.stderr[-4000:]
@@ -143,7 +122,7 @@ def test_a_tolerant_policy_goes_on_past_the_failed_device(pis: dict[str, FakePi]
     assert t["pi3"]["facts"]["bundle_sha256"] == t["pi1"]["facts"]["bundle_sha256"]
 
 
-def test_facts_only_and_deploy_reads_the_same_inventory(pis: dict[str, FakePi], wheel: Path, bundles,
+def test_facts_only_and_deploy_reads_the_same_inventory(pis: dict[str, FakePi], wheel: Path, two_bundles,
                                                         tmp_path: Path, capsys):
     good = inventory(pis, tmp_path / "good.ini", broken=None)
     r, rows = fleet(good, "--facts")
@@ -153,7 +132,7 @@ def test_facts_only_and_deploy_reads_the_same_inventory(pis: dict[str, FakePi], 
 
     from edgewise.edge.device.deploy import deploy_main
 
-    b1, _ = bundles
+    b1, _ = two_bundles
     argv = [str(b1), "--wheel", str(wheel), "--inventory", str(good), "--app", "classify", "--no-systemd",
             "--no-deps", "--python", BASE_PYTHON, "-o", f"UserKnownHostsFile={tmp_path / 'known'}"]
     assert deploy_main(argv) == 0

@@ -103,13 +103,6 @@ def cached_wheelhouse() -> Path:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edgewise.edge.device.wheel import build_wheel
-
-    return build_wheel(tmp_path_factory.mktemp("wheel"))
-
-
-@pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic bundle (placeholder model bytes): enough for the layout tests, never run."""
     w = BundleWriter(tmp_path_factory.mktemp("b") / "tiny.bundle", name="tiny", task="classification",
