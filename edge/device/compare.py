@@ -19,7 +19,8 @@ import numpy as np
 from ..evaluate import DEVICE_REL_TOLERANCE, Decider, DeviceTolerance, agreement, unit_rows
 from ..event import Event
 
-__all__ = ["quantized_steps", "compare_outputs", "judge", "event_verdict", "compare_events", "VERDICT_EXTRAS"]
+__all__ = ["quantized_steps", "compare_outputs", "judge", "event_verdict", "compare_events", "VERDICT_EXTRAS",
+           "COMMISSION_REL_TOLERANCE", "commissioning_figures", "compare_commissioning"]
 
 
 def quantized_steps(a: np.ndarray, b: np.ndarray, scale: float) -> np.ndarray:
@@ -136,3 +137,70 @@ def compare_events(arm: Sequence[Mapping[str, Any]], host: Sequence[Mapping[str,
     differ = [{"event": i, "arm64": list(va), "host": list(vh)}
               for i, (va, vh) in enumerate(verdicts) if va != vh]
     return {"compared": len(pairs), "agree": len(pairs) - len(differ), "disagreements": differ[:show]}
+
+
+# Commissioning learns float64 statistics of the same windows on both sides, and its thresholds
+# from the same variants' scores: what may differ is rounding (numpy's FFT and libm per
+# architecture, an int8 input landing on the other side of a rounding boundary), measured at
+# about 1e-7 relative; 1e-4 leaves room for that and still catches a wrong window or feature.
+COMMISSION_REL_TOLERANCE = 1e-4
+
+
+def commissioning_figures(c: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The learned numbers of a commissioning file (``Commissioning.body()``), by name: the
+    threshold of every variant and of the baseline, the feature normalisation, the baseline's
+    Mahalanobis model and the level channel."""
+    thr = c["thresholds"]
+    out = {f"threshold {v}": np.array([t], np.float64) for v, t in thr["per_variant"].items()}
+    out["threshold baseline"] = np.array([thr["baseline"]], np.float64)
+    out["normalization mean"] = np.asarray(c["normalization"]["mean"], np.float64)
+    out["normalization std"] = np.asarray(c["normalization"]["std"], np.float64)
+    out["baseline mean"] = np.asarray(c["baseline"]["mean"], np.float64)
+    out["baseline icov"] = np.asarray(c["baseline"]["icov"], np.float64)
+    if c.get("levels"):
+        out["levels centre"] = np.asarray(c["levels"]["centre"], np.float64)
+        out["levels spread"] = np.asarray(c["levels"]["spread"], np.float64)
+    return out
+
+
+def compare_commissioning(arm: Mapping[str, Any], host: Mapping[str, Any],
+                          rtol: float = COMMISSION_REL_TOLERANCE) -> dict[str, Any]:
+    """The two sides' commissionings of the same healthy signal, figure by figure.
+
+    Each figure's difference is relative to its largest magnitude on this machine
+    (``max |arm - host| / max |host|``), so a feature whose median is near zero is judged against
+    the scale of its neighbours, not divided by almost nothing. Fails on a difference beyond
+    ``rtol``, a figure on one side only, another shape, or another number of windows learned from.
+    """
+    fa, fh = commissioning_figures(arm), commissioning_figures(host)
+    rows: list[dict[str, Any]] = []
+    reasons: list[str] = []
+    wa, wh = arm["report"]["windows"], host["report"]["windows"]
+    if wa != wh:
+        reasons.append(f"learned from {wa} windows on arm64, {wh} on this machine")
+    for name in sorted(set(fa) | set(fh)):
+        if name not in fa or name not in fh:
+            reasons.append(f"{name}: only on {'this machine' if name in fh else 'arm64'}")
+            continue
+        a, h = fa[name], fh[name]
+        if a.shape != h.shape:
+            reasons.append(f"{name}: shape {a.shape} on arm64, {h.shape} on this machine")
+            continue
+        scale = float(np.abs(h).max()) if h.size else 0.0
+        diff = float(np.abs(a - h).max()) if h.size else 0.0
+        rel = diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
+        if not np.isfinite(a).all():
+            reasons.append(f"{name}: non-finite on arm64")
+        elif rel > rtol:
+            reasons.append(f"{name} differs by {rel:.3g} relative > {rtol:g}")
+        row: dict[str, Any] = {"name": name, "size": int(h.size), "max_abs_diff": diff, "max_rel_diff": rel}
+        if h.size == 1:
+            row.update(host=float(h[0]), arm64=float(a[0]))
+        rows.append(row)
+    return {
+        "windows": {"arm64": wa, "host": wh},
+        "rtol": rtol,
+        "max_rel_diff": max((r["max_rel_diff"] for r in rows), default=0.0),
+        "figures": rows,
+        "reasons": reasons,
+    }

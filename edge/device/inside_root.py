@@ -4,8 +4,10 @@
 every variant on the bundle's evaluation samples and writes ``DIR/<variant>.npy`` plus
 ``DIR/results.json`` (status, kernels, and the facts of the process: machine, Python, runtime
 versions, CPU features). ``--inside app --out DIR -- APP ARGS...`` runs ``edgewise run APP``
-and writes ``DIR/app.json``. It imports only the edge runtime, never TensorFlow, and reports
-whether TensorFlow got imported.
+and writes ``DIR/app.json``; ``--inside commission --out DIR -- APP ARGS...`` runs ``edgewise
+commission APP``, writes ``DIR/commission.json`` and exits with the command's code, so a failed
+commissioning surfaces as its own one-line error. It imports only the edge runtime, never
+TensorFlow, and reports whether TensorFlow got imported.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,13 +98,14 @@ def runtime_facts() -> dict[str, Any]:
 def inside_main(argv: list[str]) -> int:
     """``python -m edgewise.edge.device.inside_root --inside variants|app ...``."""
     p = argparse.ArgumentParser(prog=f"python -m {MODULE}")
-    p.add_argument("--inside", choices=["variants", "app"], required=True)
+    p.add_argument("--inside", choices=["variants", "app", "commission"], required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--bundle")
     p.add_argument("--variants", nargs="*")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--limit", type=int, help="only the first N evaluation samples")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="edgewise run arguments (app mode)")
+    p.add_argument("rest", nargs=argparse.REMAINDER,
+                   help="edgewise run / edgewise commission arguments (app and commission modes)")
     a = p.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -117,6 +121,12 @@ def inside_main(argv: list[str]) -> int:
     from ..cli import main as cli_main
 
     rest = [r for r in a.rest if r != "--"]
+    if a.inside == "commission":
+        t0 = time.monotonic()
+        rc = cli_main(["commission", *rest])
+        (out / "commission.json").write_text(dumps({"rc": rc, "seconds": round(time.monotonic() - t0, 2),
+                                                    "facts": runtime_facts()}))
+        return rc
     rc = cli_main(["run", *rest])
     (out / "app.json").write_text(dumps({"rc": rc, "facts": runtime_facts()}))
     return 0

@@ -80,7 +80,30 @@ def _app_lines(app: dict[str, Any] | None) -> list[str]:
         lines.append(f"  {app['reason']}")
     for d in app.get("disagreements") or []:
         lines.append(f"  event {d['event']}: arm64 {tuple(d['arm64'])} vs this machine {tuple(d['host'])}")
-    return lines
+    return _commission_lines(app.get("commissioning")) + lines
+
+
+def _commission_lines(c: dict[str, Any] | None) -> list[str]:
+    """Commissioning on both sides before the run: the thresholds and the largest differences."""
+    if not c:
+        return []
+    if "figures" not in c:  # failed before there was anything to compare
+        return [f"\ncommissioning: `edgewise commission vibration` on {c['source']} -> FAIL"]
+    w = c["windows"]
+    lines = [
+        f"\ncommissioning: `edgewise commission vibration` on {c['source']} on both sides: {w['arm64']} "
+        f"windows on arm64, {w['host']} here; largest relative difference {fmt(c['max_rel_diff'])} "
+        f"(limit {c['rtol']:g}); applied by each run: {(c.get('applied') or {}).get('arm64', '-')} / "
+        f"{(c.get('applied') or {}).get('host', '-')}; TensorFlow imported: {c['tensorflow_imported']}; "
+        f"{c['seconds_emulated']}s in the root (emulated) -> {c['status']}",
+        "",
+        "| figure | values | this machine | arm64 | max rel diff |",
+        "|---|---|---|---|---|",
+    ]
+    for r in c["figures"]:
+        lines.append(f"| {r['name']} | {r['size']} | {fmt(r.get('host'))} | {fmt(r.get('arm64'))} | "
+                     f"{fmt(r['max_rel_diff'])} |")
+    return lines + [f"  {m}" for m in c.get("reasons", [])]
 
 
 def report_text(rep: dict[str, Any]) -> str:

@@ -8,7 +8,8 @@ evaluation samples (``inside_root``) and on this machine, and the outputs are co
 (``compare``). It also reports which kernels ran on each side (``kernels``: XNNPACK
 delegation, the dot-product instructions of int8 variants, the emulated CPU's features) and
 fails when arm64 did not run the kernels a Pi runs, then runs the application's pipeline
-end to end on both sides (``app_check``).
+end to end on both sides (``app_check``); for a vibration bundle with ``--commission-source``,
+each side first commissions the bundle on that healthy signal and its run applies the result.
 
 Emulation proves the instruction set and the numbers, never the speed: QEMU timings say
 nothing about a Pi, so none are reported as Pi timings.
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import tempfile
 import time
@@ -33,8 +35,8 @@ import numpy as np
 
 from ..evaluate import DEFAULT_TOLERANCES, DEVICE_REL_TOLERANCE, Decider, DeviceTolerance
 from ..progress import log
-from .app_check import run_app
-from .compare import compare_outputs, judge
+from .app_check import COMMISSION_RESERVED, run_app
+from .compare import COMMISSION_REL_TOLERANCE, compare_outputs, judge
 from .emulator import (
     APT_PACKAGES,
     TARGETS,
@@ -74,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         "3: this machine cannot emulate (not root, tools missing).",
         epilog="examples:\n"
         "  sudo edgewise verify digits.bundle --target pi4\n"
-        "  sudo edgewise verify vibration.bundle --target pi5 --app-source recording.csv --json report.json",
+        "  sudo edgewise verify vibration.bundle --target pi5 --app-source recording.csv --json report.json\n"
+        "  sudo edgewise verify vib.bundle --app-source fault.npy --app-args '--fs 12000' "
+        "--commission-source healthy.npy --commission-args '--fs 48000'",
     )
     d = DeviceTolerance()
     p.add_argument("bundle", nargs="?", help="bundle directory or .zip")
@@ -103,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "'--gallery people.db' (files named here are copied into the root)")
     p.add_argument("--app-frames", type=int, default=32, help="frames for the pipeline run")
     p.add_argument("--no-app", action="store_true", help="skip the end-to-end pipeline run")
+    p.add_argument("--commission-source", metavar="FILE",
+                   help="vibration: a healthy recording; each side runs `edgewise commission vibration` on "
+                   "it, then the pipeline run on --app-source applies that side's commissioning")
+    p.add_argument("--commission-args", help="extra arguments for `edgewise commission vibration`, e.g. "
+                   "'--fs 48000 --minutes 1' (files named here are copied into the root)")
+    p.add_argument("--commission-rtol", type=float, default=COMMISSION_REL_TOLERANCE,
+                   help="largest relative difference of a commissioned figure (thresholds, normalisation, "
+                   f"baseline, levels) between arm64 and this machine (default {COMMISSION_REL_TOLERANCE:g})")
     p.add_argument("--mirror", default=os.environ.get("EDGEWISE_DEBIAN_MIRROR", DEFAULT_MIRROR),
                    help="Debian mirror the emulated root is built from ($EDGEWISE_DEBIAN_MIRROR)")
     add_json(p, "the report")
@@ -116,6 +128,8 @@ def verify_main(argv: list[str]) -> int:
     a = build_parser().parse_args(argv)
     if a.threads < 1 or a.app_frames < 1:
         return fail("edgewise verify", "--threads and --app-frames must be at least 1", EXIT_ERROR)
+    if a.commission_rtol <= 0:
+        return fail("edgewise verify", "--commission-rtol must be positive", EXIT_ERROR)
     try:
         return _verify(a)
     except EnvironmentProblem as e:
@@ -168,7 +182,8 @@ def _emulated(bundle: Any, names: list[str], a: argparse.Namespace, env: dict[st
                     k["dot_product"] = _dot_probe(env, target, work, inroot, n, a.threads)
         app_rep = None
         if not a.no_app:
-            with stage("app", "the application's edge pipeline, end to end in the root"):
+            what = "commissioning, then " if a.commission_source else ""
+            with stage("app", f"{what}the application's edge pipeline, end to end in the root"):
                 app_rep = run_app(bundle, a, env, target, work, inroot)
         else:
             stage.n += 1
@@ -227,6 +242,21 @@ def _verify(a: argparse.Namespace) -> int:
     names = a.variants or list(bundle.variants)
     for n in names:
         bundle.variant(n)  # unknown names fail now, with the list of valid ones
+    if a.commission_source:  # refused now, not after the slow emulated run
+        if bundle.app != "vibration":
+            raise VerifyError(f"--commission-source is for vibration bundles; {bundle.path} is "
+                              f"'{bundle.app}'")
+        if a.no_app or not a.app_source:
+            raise VerifyError("--commission-source needs the pipeline run: give --app-source "
+                              "(and not --no-app)")
+        if not Path(a.commission_source).is_file():
+            raise VerifyError(f"{a.commission_source}: --commission-source not found")
+        clash = {t.split("=")[0] for t in shlex.split(a.commission_args or "")} & set(COMMISSION_RESERVED)
+        if clash:
+            raise VerifyError(f"--commission-args must not set {', '.join(sorted(clash))}: verify sets them "
+                              "per side")
+        if "--commissioning" in shlex.split(a.app_args or ""):
+            raise VerifyError("--app-args must not set --commissioning: verify applies each side's own")
     spec_ev = bundle.spec.evaluation
     if spec_ev is None or not spec_ev.x:
         raise VerifyError(f"{bundle.path}: bundle.json has no evaluation samples (eval/x.npy)")

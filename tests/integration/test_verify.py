@@ -480,3 +480,165 @@ def test_the_text_report_names_the_events_arm64_and_this_machine_disagree_on():
     text = report_text(rep)
     assert "answers agree with this machine 0/1" in text
     assert "event 0: arm64 ('person', 'carol') vs this machine ('person', 'bob')" in text
+
+
+# -- commissioning (vibration) on both sides ------------------------------------------------------
+
+
+def _commissioning_body(thr: float = 1.06, std: float = 0.5) -> dict:
+    return {"report": {"windows": 150},
+            "thresholds": {"per_variant": {"tflite_int8": thr}, "baseline": 26.1},
+            "normalization": {"mean": [0.0, 2.0, -3.0], "std": [std, 1.0, 2.0]},
+            "baseline": {"mean": [1.0, 2.0], "icov": [[1.0, 0.1], [0.1, 2.0]]},
+            "levels": {"centre": [-1.0, -0.5], "spread": [0.1, 0.2]}}
+
+
+def test_commissioned_figures_are_judged_relative_to_their_scale_and_by_window_count():
+    from edgewise.edge.device.compare import compare_commissioning
+
+    host = _commissioning_body()
+    same = compare_commissioning(_commissioning_body(thr=1.06 * (1 + 1e-7)), host)
+    assert same["reasons"] == [] and 0 < same["max_rel_diff"] < 1e-6
+    assert {r["name"] for r in same["figures"]} == {
+        "threshold tflite_int8", "threshold baseline", "normalization mean", "normalization std",
+        "baseline mean", "baseline icov", "levels centre", "levels spread"}
+    # the mean's 0.0 entry moving by 1e-6 is judged against the mean's scale (3.0), not divided by 0
+    near_zero = _commissioning_body()
+    near_zero["normalization"]["mean"][0] = 1e-6
+    assert compare_commissioning(near_zero, host)["reasons"] == []
+    off = compare_commissioning(_commissioning_body(thr=1.07, std=0.6), host)
+    assert off["reasons"] == ["normalization std differs by 0.05 relative > 0.0001",
+                              "threshold tflite_int8 differs by 0.00943 relative > 0.0001"]
+    fewer = {**_commissioning_body(), "report": {"windows": 149}}
+    assert compare_commissioning(fewer, host)["reasons"] == ["learned from 149 windows on arm64, 150 on this "
+                                                             "machine"]
+
+
+def test_a_run_counts_as_commissioned_only_when_every_event_used_its_variants_learned_threshold():
+    learned = {"tflite_int8": 1.0596854578, "baseline": 26.13}
+    ev = {"app": "vibration", "kind": "window", "variant": "tflite_int8", "threshold": 1.059685}
+    assert app_check.thresholds_applied([ev, ev], learned)
+    assert not app_check.thresholds_applied([ev, {**ev, "threshold": 1.021163}], learned)  # the bundle's
+    assert not app_check.thresholds_applied([{**ev, "variant": "onnx_int8"}], learned)
+    assert not app_check.thresholds_applied([], learned)
+
+
+def _have_tensorflow() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+@pytest.fixture(scope="module")
+def synthetic_vib(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny vibration bundle trained on SYNTHETIC signals (3 epochs, int8 only), a synthetic
+    healthy recording and a synthetic outer-race fault, both at 1.25x the training gain (another
+    sensor): never real data."""
+    if not _have_tensorflow():
+        pytest.skip("TensorFlow is not installed: cannot train the synthetic vibration bundle")
+    from edgewise.train.data.synthetic_vibration import synthesize
+
+    d = tmp_path_factory.mktemp("vib")
+    p = subprocess.run(
+        [sys.executable, "-m", "edgewise.edge.cli", "train", "vibration", "--synthetic", "--out",
+         str(d / "vib-synth.bundle"), "--epochs", "3", "--sweep", "", "--variants", "tflite_int8",
+         "--threads", "1", "--quiet"], capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    np.save(d / "healthy.npy", 1.25 * synthesize("normal", seconds=6, seed=7).signal.astype(np.float32))
+    np.save(d / "fault.npy", 1.25 * synthesize("outer_race", seconds=2, seed=8).signal.astype(np.float32))
+    return {"bundle": d / "vib-synth.bundle", "healthy": d / "healthy.npy", "fault": d / "fault.npy"}
+
+
+def test_a_commissioning_that_fails_inside_the_root_fails_the_pipeline_check_with_its_line(
+        synthetic_vib, tmp_path, monkeypatch):
+    """This machine commissions for real; the root's command fails (as chroot reports it): the
+    pipeline check is FAIL with that one line, no run follows, and the text report shows it."""
+    import argparse
+
+    from edgewise.edge.bundle import load_bundle
+    from edgewise.edge.device.report import report_text
+
+    line = ("edgewise commission vibration inside the emulated root failed (exit 2): "
+            "edgewise commission vibration: error: 0.0 % flat windows: dead or disconnected sensor?")
+    calls = []
+
+    def failing_chroot(root, target, cmd, **kw):
+        calls.append(cmd)
+        raise emulator.VerifyError(line)
+
+    monkeypatch.setattr(app_check, "chroot", failing_chroot)
+    work = tmp_path / "root" / "tmp" / "w"
+    work.mkdir(parents=True)
+    shutil.copytree(synthetic_vib["bundle"], work / "bundle")
+    a = argparse.Namespace(app_source=str(synthetic_vib["fault"]), app_args="--fs 12000", app_frames=8,
+                           threads=1, variants=None, commission_source=str(synthetic_vib["healthy"]),
+                           commission_args="--fs 12000 --minutes 1", commission_rtol=1e-4)
+    rep = app_check.run_app(load_bundle(synthetic_vib["bundle"]), a, {"root": tmp_path / "root",
+                            "python": "python3"}, TARGETS["pi4"], work, "/tmp/w")
+    assert len(calls) == 1 and "commission" in calls[0]  # the run never started
+    assert (work / "host_commission" / "commissioning.json").is_file()  # this machine's succeeded
+    assert rep["status"] == "FAIL" and rep["reason"] == f"commissioning: {line}"
+    assert rep["commissioning"]["status"] == "FAIL"
+    text = report_text({
+        "bundle": "vib", "target": {"qemu_cpu": "cortex-a72", "model": "Raspberry Pi 4"},
+        "arm64": {"python": "3.11.2", "versions": {}, "cpu_features": []}, "cpu": {"problems": []},
+        "host": {"machine": "x86_64"}, "samples": 4, "decision": "threshold", "variants": [], "app": rep,
+        "result": "FAIL", "passed": 0, "failed": 1, "skipped": 0, "wall_seconds": 1.0})
+    assert f"  commissioning: {line}" in text.splitlines()
+
+
+def test_vibration_commissioning_agrees_on_emulated_cortex_a72(request):
+    """End to end under the emulated Pi 4: `edgewise commission vibration` on a SYNTHETIC healthy
+    signal at another gain in the root and here, then `edgewise run vibration` on a SYNTHETIC
+    fault applying each side's file; thresholds, normalisation and the answers agree."""
+    if os.geteuid() != 0:
+        pytest.skip("edgewise verify needs root (chroot, mounts)")
+    if _cached_root() is None:
+        pytest.skip("no cached emulated Pi root; build it with `make verify-pi` (about 10 minutes)")
+    if shutil.which("qemu-aarch64-static") is None:
+        pytest.skip("qemu-user-static is not installed")
+    vib = request.getfixturevalue("synthetic_vib")
+    p = subprocess.run(
+        [sys.executable, "-m", "edgewise.edge.cli", "verify", str(vib["bundle"]), "--target", "pi4",
+         "--app-source", str(vib["fault"]), "--app-args", "--fs 12000",
+         "--commission-source", str(vib["healthy"]), "--commission-args", "--fs 12000 --minutes 1",
+         "--json", "-", "--quiet"],
+        capture_output=True, text=True, timeout=1800,
+    )
+    if p.returncode == 3:
+        pytest.skip(f"emulation impossible here: {p.stderr.strip()}")
+    assert p.returncode == 0, p.stderr + p.stdout
+    rep = json.loads(p.stdout)
+    app, c = rep["app"], rep["app"]["commissioning"]
+    assert c["status"] == "pass" and c["reasons"] == []
+    assert c["windows"]["arm64"] == c["windows"]["host"] >= 100
+    assert c["tensorflow_imported"] is False and c["applied"] == {"arm64": True, "host": True}
+    assert 0 <= c["max_rel_diff"] <= c["rtol"] == 1e-4
+    for v in ("tflite_int8", "baseline"):
+        assert c["thresholds"]["arm64"][v] == pytest.approx(c["thresholds"]["host"][v], rel=1e-4)
+    # commissioning moved the threshold away from the bundle's, so "applied" says something
+    trained = json.loads((vib["bundle"] / "bundle.json").read_text())["thresholds"]
+    assert abs(c["thresholds"]["host"]["baseline"] - float(trained["baseline"])) > 1e-3
+    assert app["status"] == "pass" and app["events"] == app["host_events"] == app["agree"] > 0
+    assert app["tensorflow_imported"] is False and app["machine"] == "aarch64"
+    assert not emulator.mounts_below(_cached_root()), "mounts left behind below the emulated root"
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--commission-source", "/nonexistent/h.npy"], "/nonexistent/h.npy: --commission-source not found"),
+    (["--commission-args", "--fs 12000 --out x.json"],
+     "--commission-args must not set --out: verify sets them per side"),
+    (["--app-args", "--commissioning c.json"],
+     "--app-args must not set --commissioning: verify applies each side's own"),
+    (["--no-app"], "--commission-source needs the pipeline run: give --app-source (and not --no-app)"),
+])
+def test_commissioning_flags_that_cannot_work_are_refused_in_one_line_before_emulating(
+        request, extra, message):
+    if os.geteuid() != 0 or shutil.which("qemu-aarch64-static") is None or _cached_root() is None:
+        pytest.skip("the flags are checked after the emulation environment (root, qemu, cached root)")
+    vib = request.getfixturevalue("synthetic_vib")
+    args = ["--app-source", str(vib["fault"]), "--commission-source", str(vib["healthy"]), *extra]
+    p = subprocess.run([sys.executable, "-m", "edgewise.edge.cli", "verify", str(vib["bundle"]), *args],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [f"edgewise verify: error: {message}"]
