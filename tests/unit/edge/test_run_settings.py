@@ -186,6 +186,9 @@ class _FakeApp(_Echo):
     def check_rate(self, fs: float) -> None:
         pass
 
+    def operating_point_line(self) -> str | None:  # inspect prints its stored guarantee at start
+        return None
+
 
 class _FakeGallery:
     def __init__(self, *a: Any, **kw: Any) -> None:
