@@ -1,5 +1,8 @@
 """``edgewise soak``: every application's edge loop for tens of thousands of frames, watching memory.
 
+(One benchmark, one module: sampling, the growth arithmetic and the per-application loops are
+read together when a figure is questioned.)
+
 A device runs one loop for months, so a leak of a few hundred bytes per frame ends it. The soak
 drives each application's own loop (the shared ``Runner``, with its JSON-lines and SQLite sinks
 writing into a temporary folder, so the sinks are soaked too) over real data, cycling through

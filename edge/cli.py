@@ -72,7 +72,7 @@ COMMANDS: dict[str, Command] = {
     "run vibration": Command("edgewise.edge.apps.vibration", "run_main", APPS["vibration"]),
     "run inspect": Command("edgewise.edge.apps.inspect", "run_main", APPS["inspect"]),
     "run face": Command("edgewise.edge.apps.face", "run_main", APPS["face"]),
-    "commission vibration": Command("edgewise.edge.apps.vibration.commission", "commission_main",
+    "commission vibration": Command("edgewise.edge.apps.vibration.commission_cli", "commission_main",
                                     "learn this machine's healthy state on the device (no TensorFlow)"),
     "soak": Command("edgewise.benchmarks.soak", "soak_main",
                     "each application's loop for many frames on real data: memory and fd growth"),

@@ -1,5 +1,8 @@
 """Input drift: does what the device sees still look like what the model was trained on?
 
+(One module on purpose: the statistics the trainers store and the ones the device computes
+must be the same code, and the monitor compares exactly those; its three sections are marked.)
+
 A model answers whatever it is given. A wrong ``--fs``, a camera whose exposure changed, a
 different sensor or a swapped lens all feed it inputs unlike its training data, and its
 answers quietly lose their meaning. So the trainers store cheap statistics of their training

@@ -1,5 +1,9 @@
 """``BundleSpec``: the typed, validated form of ``bundle.json``, and its schema.
 
+(One module on purpose: it is the schema of one document, and the shipped
+``bundle.schema.json`` is generated from exactly these models; split, the document's rules
+would be read in several places.)
+
 Everything that changes what a model means (input size, colour order, normalization,
 quantization, labels, thresholds) is read from here and nowhere else: no application keeps
 a default of its own, so the device runs the model that was evaluated.

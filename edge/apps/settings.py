@@ -109,7 +109,7 @@ class SinkSettings:
     def from_args(cls, a: argparse.Namespace) -> SinkSettings:
         host, port = None, 1883
         if a.mqtt:
-            from ..mqtt import parse_broker  # standard library only; paho is needed by the sink itself
+            from ..mqtt_topics import parse_broker  # standard library only; paho is needed by the sink itself
 
             host, port = parse_broker(a.mqtt)
         ha = bool(getattr(a, "ha_discovery", False))

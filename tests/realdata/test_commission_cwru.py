@@ -79,7 +79,7 @@ def test_commissioned_on_a_gain_it_keeps_false_alarms_low_and_detects_every_faul
     np.save(src, gain * vib["healthy"][: vib["cut"]])
     code = (  # the device's path: no TensorFlow may be imported
         "import sys\n"
-        "from edgewise.edge.apps.vibration.commission import commission_main\n"
+        "from edgewise.edge.apps.vibration.commission_cli import commission_main\n"
         f"rc = commission_main(['--bundle', {str(vib['bundle'])!r}, '--source', {str(src)!r}, "
         f"'--fs', '12000', '--minutes', '1', '--hop', '{HOP}', '--out', {str(out)!r}])\n"
         "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported by commissioning'\n"
