@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--task", default="classification",
                    help="task stored in bundle.json (classification, anomaly, embedding, ...); "
                    "face-embedding wraps a pretrained face embedder (.onnx/.tflite/.keras) into a face "
-                   "bundle and has flags of its own: edgewise convert --task face-embedding --help")
+                   "bundle and has flags of its own: edgewise convert --task face-embedding --help; "
+                   "face-detector converts YuNet for LiteRT: edgewise convert --task face-detector --help")
     s.add_argument("--decision", choices=["argmax", "threshold", "none"], default="argmax",
                    help="how an output becomes a decision, for the parity check")
     s.add_argument("--score", default="last", help="score for --decision threshold: last|max|mse")
@@ -76,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _is_face_embedding(argv: list[str]) -> bool:
     """``--task face-embedding`` (either spelling): a pretrained embedder file, its own flags."""
-    return any(t == "--task=face-embedding" or (t == "--task" and argv[i + 1 : i + 2] == ["face-embedding"])
+    return _is_task(argv, "face-embedding")
+
+
+def _is_task(argv: list[str], task: str) -> bool:
+    return any(t == f"--task={task}" or (t == "--task" and argv[i + 1 : i + 2] == [task])
                for i, t in enumerate(argv))
 
 
@@ -85,6 +90,10 @@ def convert_main(argv: list[str]) -> int:
         from .face.cli import face_convert_main
 
         return face_convert_main(argv)
+    if _is_task(argv, "face-detector"):
+        from .face.detector_cli import face_detector_main
+
+        return face_detector_main(argv)
     a = build_parser().parse_args(argv)
     for f, flag in ((a.model, "model"), (a.data, "--data")):
         if not Path(f).is_file():

@@ -1,8 +1,9 @@
 """Face detectors behind one call, ``detect(img) -> list[Detection]``.
 
 Three detectors, because a Pi owner may have only some of the model files: YuNet through
-``cv2.FaceDetectorYN`` (box + 5 landmarks, so faces can be aligned), Ultra-Light RFB-320 through
-LiteRT or ONNX Runtime (priors decoded and NMS applied here; boxes only) and OpenCV's Haar
+``cv2.FaceDetectorYN`` (box + 5 landmarks, so faces can be aligned; a ``.tflite`` made by
+``edgewise convert --task face-detector`` runs in LiteRT instead, see ``yunet_lite``),
+Ultra-Light RFB-320 through LiteRT or ONNX Runtime (priors decoded and NMS applied here; boxes only) and OpenCV's Haar
 cascade, the fallback that needs no model file. ``detector_model_path`` is the one lookup of a
 detector's model file, so ``run face``, ``enroll``, training and ``bench face`` load the same file.
 """
@@ -299,6 +300,10 @@ def make_detector(kind: str, model: str | Path | None = None, threads: int | Non
     if kind not in DETECTORS:
         raise ValueError(f"unknown detector '{kind}'; valid: {', '.join(DETECTORS)}")
     model = detector_model_path(kind, model)
+    if kind == "yunet" and model is not None and model.suffix == ".tflite":
+        from .yunet_lite import LiteYuNetDetector  # converted for LiteRT (float32 or int8)
+
+        return LiteYuNetDetector(model, threads=threads)
     if kind == "yunet":
         return YuNetDetector(model)
     return UltraLightDetector(model, threads=threads)

@@ -65,9 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", default=[], metavar="FILE",
                    help="also project this .tflite/.onnx model, e.g. the detector a pipeline runs beside "
                    "the bundle's model (repeatable)")
-    p.add_argument("--yunet", metavar="FILE", help="the face pipeline's YuNet detector (.onnx), run as "
-                   "the pipeline runs it (cv2.FaceDetectorYN, 320x320); for a face bundle the default is "
-                   "$EDGEWISE_DATA/models/face_detection/yunet_n_320_320.onnx when present")
+    p.add_argument("--yunet", metavar="FILE", action="append", default=[],
+                   help="the face pipeline's YuNet detector, run as the pipeline runs it on a 320x320 frame: "
+                   ".onnx through cv2.FaceDetectorYN, or .tflite from `edgewise convert --task face-detector` "
+                   "through LiteRT (repeatable: give the float32 and int8 files, and each pipeline variant is "
+                   "paired with the detector of its precision); for a face bundle the default is "
+                   "$EDGEWISE_DATA/models/face_detection/yunet_n_320_320.onnx when present"),
     p.add_argument("--runs", type=int, default=10, help="inferences counted per variant")
     p.add_argument("--calibrate", metavar="BENCH.json", help="`edgewise bench BUNDLE --threads 1 --json` "
                    "measured on the board: scales the projected times; stored and reused for this target")
@@ -102,29 +105,35 @@ def _default_yunet(quiet: bool) -> Path | None:
 
 
 def jobs_for(bundle_path: str | None, variants: list[str] | None, models: list[str],
-             yunet: str | None = None, quiet: bool = True) -> tuple[list[ModelJob], str]:
-    """What to project: the bundle's variants (all, or the named), the face pipeline's detector
+             yunet: list[str] | str | None = None, quiet: bool = True) -> tuple[list[ModelJob], str]:
+    """What to project: the bundle's variants (all, or the named), the face pipeline's detectors
     (``--yunet``, or by default for a face bundle) and any extra model files."""
     from ...bundle import load_bundle
 
     jobs: list[ModelJob] = []
     source = ""
-    yunet_path = Path(yunet) if yunet else None
+    yunets = [Path(y) for y in ([yunet] if isinstance(yunet, str) else yunet or [])]
     if bundle_path:
         bundle = load_bundle(bundle_path)
         source = bundle.name
         for name in variants or list(bundle.variants):
             v = bundle.variant(name)  # unknown names fail here, with the valid ones
             jobs.append(ModelJob(v.name, v.backend, v.precision, bundle=Path(bundle.path), variant=v.name))
-        if yunet_path is None and bundle.spec.app == "face":
-            yunet_path = _default_yunet(quiet)
+        if not yunets and bundle.spec.app == "face":
+            yunets = [p for p in [_default_yunet(quiet)] if p is not None]
     elif variants:
         raise ValueError("--variants needs a bundle")
-    if yunet_path is not None:
-        if not yunet_path.is_file():
-            raise ValueError(f"{yunet_path}: YuNet model file not found")
-        jobs.append(ModelJob(yunet_path.stem, "opencv", "float32", yunet=yunet_path))
-        source = source or yunet_path.name
+    for y in yunets:
+        if not y.is_file():
+            raise ValueError(f"{y}: YuNet model file not found")
+        if y.suffix == ".tflite":
+            jobs.append(ModelJob(y.stem, "litert", _model_precision(y), yunet=y))
+        elif y.suffix == ".onnx":
+            jobs.append(ModelJob(y.stem, "opencv", "float32", yunet=y))
+        else:
+            raise ValueError(f"{y}: expected YuNet as .onnx (OpenCV) or .tflite (edgewise convert --task "
+                             "face-detector)")
+        source = source or y.name
     for m in models:
         path = Path(m)
         if not path.is_file():

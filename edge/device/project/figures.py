@@ -69,6 +69,7 @@ class VariantFigures:
     calibrated_ms: float | None = None
     threads: int = 1
     label: str = LABEL
+    role: str = "model"  # "detector": the face pipeline's detector, run before the bundle's model
 
 
 @dataclass
@@ -138,30 +139,36 @@ def band(value: float) -> tuple[float, float]:
 
 
 def ratios(figs: list[VariantFigures]) -> list[Ratio]:
-    """int8 against float32 per backend (LiteRT, ONNX Runtime), where a bundle has both."""
+    """int8 against float32 per backend (LiteRT, ONNX Runtime), where a bundle has both; the
+    detector's own ratio apart (backend ``"<backend> detector"``)."""
     out = []
-    for backend in dict.fromkeys(f.backend for f in figs):
-        f32 = next((f for f in figs if f.backend == backend and f.precision == "float32"), None)
-        i8 = next((f for f in figs if f.backend == backend and f.precision == "int8"), None)
+    for role, backend in dict.fromkeys((f.role, f.backend) for f in figs):
+        group = [f for f in figs if f.role == role and f.backend == backend]
+        f32 = next((f for f in group if f.precision == "float32"), None)
+        i8 = next((f for f in group if f.precision == "int8"), None)
         if f32 and i8 and i8.cycles > 0:
             r = f32.cycles / i8.cycles
-            out.append(Ratio(backend, i8.name, f32.name, round(r, 3), band(r)))
+            name = backend if role == "model" else f"{backend} {role}"
+            out.append(Ratio(name, i8.name, f32.name, round(r, 3), band(r)))
     return out
 
 
 def pipelines(figs: list[VariantFigures], board_ghz: float) -> list[Pipeline]:
-    """Each bundle variant with the pipeline's other models (``opencv``: the face detector)."""
-    extra = [f for f in figs if f.backend == "opencv"]
-    if not extra:
+    """Each bundle variant after the face detector, as the pipeline runs them. Given several
+    detectors (OpenCV's float32 YuNet, LiteRT float32/int8), a variant is paired with the one of
+    its own precision, else the float32 one: an int8 pipeline runs the int8 detector if it has one."""
+    dets = [f for f in figs if f.role == "detector"]
+    if not dets:
         return []
     out = []
     for f in figs:
-        if f.backend == "opencv":
+        if f.role == "detector":
             continue
-        cycles = f.cycles + sum(e.cycles for e in extra)
+        same = [d for d in dets if d.precision == f.precision]
+        det = min(same or [d for d in dets if d.precision == "float32"] or dets, key=lambda d: d.cycles)
+        cycles = f.cycles + det.cycles
         ms = cycles / (board_ghz * 1e6)
-        out.append(Pipeline(f.name, [e.name for e in extra] + [f.name], round(cycles), round(ms, 5),
-                            band(ms)))
+        out.append(Pipeline(f.name, [det.name, f.name], round(cycles), round(ms, 5), band(ms)))
     return out
 
 

@@ -77,20 +77,21 @@ def _open(a: argparse.Namespace) -> tuple[Any, np.ndarray | None, dict[str, Any]
     return load_model(bundle, v.name, threads=a.threads), x, {"variant": v.name}
 
 
-def yunet_call(path: str) -> Callable[[], Any]:
-    """The face pipeline's detector (``YuNetDetector``) on one 320x320 frame, one OpenCV thread.
+def yunet_call(path: str) -> tuple[Callable[[], Any], Any]:
+    """The face pipeline's detector on one 320x320 frame, one thread, as ``make_detector`` opens
+    it (``.onnx``: ``cv2.FaceDetectorYN``; ``.tflite``: LiteRT); (the call, the detector).
 
     The frame is fixed pseudo-random noise (synthetic): YuNet's network costs the same on any
     content; only its few candidate boxes' decoding would differ on a real face."""
     import cv2
 
-    from ...apps.face.detect import YuNetDetector
+    from ...apps.face.detect import make_detector
 
     cv2.setNumThreads(1)
-    det = YuNetDetector(path)
+    det = make_detector("yunet", path, threads=1)
     frame = np.random.default_rng(0).integers(0, 256, size=(320, 320, 3), dtype=np.uint8)
     det.detect(frame)
-    return lambda: det.detect(frame)
+    return (lambda: det.detect(frame)), det
 
 
 def inside_main(argv: list[str]) -> int:
@@ -108,11 +109,13 @@ def inside_main(argv: list[str]) -> int:
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     if a.yunet:
-        call = yunet_call(a.yunet)
+        call, det = yunet_call(a.yunet)
         _measure(call, a.runs)
-        info = {"model": Path(a.yunet).name, "backend": "opencv", "runs": a.runs, "threads": 1,
-                "input_shape": [1, 320, 320, 3], "input_dtype": "uint8",
-                "kernels": {"runtime": "opencv", "providers": ["OpenCV DNN (cv2.FaceDetectorYN)"]},
+        lite = det.model if Path(a.yunet).suffix == ".tflite" else None  # LiteYuNetDetector's model
+        opencv = {"runtime": "opencv", "providers": ["OpenCV DNN (cv2.FaceDetectorYN)"]}
+        info = {"model": Path(a.yunet).name, "backend": lite.backend if lite else "opencv", "runs": a.runs,
+                "threads": 1, "input_shape": [1, 320, 320, 3], "input_dtype": "uint8",
+                "kernels": model_kernels(lite) if lite else opencv,
                 "cpu": cpu_facts(), "tensorflow_imported": "tensorflow" in sys.modules}
         Path(a.out).write_text(dumps(info))
         return 0

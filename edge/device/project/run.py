@@ -95,7 +95,8 @@ def _figures(job: ModelJob, counts: Path, info: dict[str, Any], tools: Tools, bo
     k = info.get("kernels") or {}
     fmla = sum(n for m, n in mix.items() if m == "fmla")  # vector and scalar-by-element FMLA
     return VariantFigures(
-        name=job.name, backend=job.backend, precision=job.precision, cycles=round(cycles),
+        name=job.name, backend=job.backend, precision=job.precision,
+        role="detector" if job.yunet else "model", cycles=round(cycles),
         ms=round(ms, 5), ms_band=band(ms), instructions=round(pricing.instructions / runs),
         hot_share=round(pricing.hot_share, 4),
         unpriced=round((pricing.undecoded + pricing.dropped) / runs, 1),
