@@ -35,7 +35,8 @@ def letterbox(img: np.ndarray, width: int, height: int) -> tuple[np.ndarray, flo
     s = min(width / W, height / H)
     rw, rh = max(1, min(width, round(W * s))), max(1, min(height, round(H * s)))
     canvas = np.zeros((height, width, 3), np.float32)
-    canvas[:rh, :rw] = cv2.resize(img, (rw, rh), interpolation=cv2.INTER_LINEAR) if (rw, rh) != (W, H) else img
+    same = (rw, rh) == (W, H)
+    canvas[:rh, :rw] = img if same else cv2.resize(img, (rw, rh), interpolation=cv2.INTER_LINEAR)
     return canvas, s
 
 
@@ -90,8 +91,8 @@ class LiteYuNetDetector:
     def _outputs(self, outs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         by_width = {o.shape[-1]: o.reshape(-1, o.shape[-1]) for o in outs}
         if sorted(by_width) != [2, 4, 10] or any(len(v) != len(self.cells) for v in by_width.values()):
-            raise ValueError(f"{self.path.name}: outputs {[o.shape for o in outs]} are not a converted YuNet's "
-                             f"(scores, boxes, landmarks over {len(self.cells)} cells)")
+            raise ValueError(f"{self.path.name}: outputs {[o.shape for o in outs]} are not a converted "
+                             f"YuNet's (scores, boxes, landmarks over {len(self.cells)} cells)")
         return by_width[2], by_width[4], by_width[10]
 
     def detect(self, img: np.ndarray) -> list[Detection]:
