@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the face pipeline's YuNet detector, run as the pipeline runs it on a 320x320 "
                    "frame: .onnx through cv2.FaceDetectorYN, or .tflite from `edgewise convert --task "
                    "face-detector` through LiteRT (repeatable: give the float32 and int8 files, and each "
-                   "pipeline variant is paired with the detector of its precision); for a face bundle the default is "
-                   "$EDGEWISE_DATA/models/face_detection/yunet_n_320_320.onnx when present"),
+                   "pipeline variant is paired with the detector of its precision); for a face bundle "
+                   "the default is $EDGEWISE_DATA/models/face_detection/yunet_n_320_320.onnx when present"),
     p.add_argument("--runs", type=int, default=10, help="inferences counted per variant")
     p.add_argument("--calibrate", metavar="BENCH.json", help="`edgewise bench BUNDLE --threads 1 --json` "
                    "measured on the board: scales the projected times; stored and reused for this target")
