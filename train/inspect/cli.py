@@ -10,6 +10,7 @@ from edgewise.edge.jsonenc import dumps
 from ..data.magnetic_tile import FolderLayout, load_inspection_dataset
 from .config import MODES, InspectConfig
 from .guarantee import parse_kind_floors
+from .model import ARCHS
 from .modes import TRAINERS, train_inspect
 
 __all__ = ["train_main"]
@@ -74,6 +75,11 @@ def train_main(argv: list[str]) -> int:
     p.add_argument("--stride", type=int, default=d.stride, help="pixels between tile starts after scaling")
     p.add_argument("--scale", type=float, default=d.scale, help="fixed scale factor (1 = native)")
     p.add_argument("--width", type=float, default=d.width, help="channel width multiplier")
+    p.add_argument(
+        "--arch", choices=ARCHS, default=d.arch,
+        help="first stage: s2d (space-to-depth, then 4-channel convs at half resolution: int8 gains "
+        "more on the Pi) or fullres (1-channel 3x3 conv at full resolution, the earlier network)",
+    )
     p.add_argument(
         "--norm",
         choices=("none", "image"),
@@ -142,6 +148,7 @@ def train_main(argv: list[str]) -> int:
             stride=a.stride,
             scale=a.scale,
             width=a.width,
+            arch=a.arch,
             norm=a.norm or mode_default["norm"],
             top_k=a.top_k or d.top_k,
             rotate=a.rotate == "yes" if a.rotate else mode_default["rotate"],

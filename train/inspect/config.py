@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from edgewise.edge.apps.inspect import TileConfig
 
 from .guarantee import parse_kind_floors
+from .model import ARCHS, DEFAULT_ARCH
 
 __all__ = ["MODES", "InspectConfig"]
 
@@ -24,6 +25,7 @@ class InspectConfig:
     norm: str = "none"  # "image": per-image intensity normalisation before tiling
     top_k: int = 1  # image score = mean of the top-k tile scores
     width: float = 1.0
+    arch: str = DEFAULT_ARCH  # the network's first stage (model.ARCHS)
     rotate: bool = True  # 90-degree rotations in augmentation (False: flips only, keep orientation)
     epochs: int = 30
     batch: int = 64
@@ -64,6 +66,10 @@ class InspectConfig:
         if self.min_recall_per_kind and not self.folds:
             raise ValueError("--min-recall-per-kind needs --folds K (floors on out-of-fold lower bounds)")
         parse_kind_floors(self.min_recall_per_kind)  # the format, before any training
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got '{self.arch}'")
+        if self.arch == "s2d" and self.tile % 2:
+            raise ValueError(f"--arch s2d needs an even --tile (2x2 blocks), got {self.tile}")
         if self.memory < 0:
             raise ValueError(f"memory must be >= 0 tiles, got {self.memory}")
 

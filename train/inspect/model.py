@@ -8,36 +8,93 @@ import numpy as np
 
 from edgewise.edge.evaluate import unit_rows
 
-__all__ = ["build_model", "FEATURE_LAYERS", "feature_model", "coreset", "loo_nearest_good"]
+__all__ = ["ARCHS", "DEFAULT_ARCH", "build_model", "FEATURE_LAYERS", "feature_model", "coreset",
+           "loo_nearest_good"]
+
+ARCHS = ("s2d", "fullres")  # the first is the default
+DEFAULT_ARCH = ARCHS[0]
+_CHANNELS = (16, 32, 48, 64, 64)
 
 
-def build_model(keras: Any, tile: int = 64, width: float = 1.0) -> Any:
+def build_model(keras: Any, tile: int = 64, width: float = 1.0, arch: str = DEFAULT_ARCH) -> Any:
     """A compact grey-scale CNN: 3x3 conv/BN/ReLU6 stages with pooling, GAP, one logit.
+
+    ``arch`` picks the first stage; the rest is shared (stages of 16-32-48-64-64 channels times
+    ``width``, ~85k parameters at width 1, the last two stages at 1/8 and 1/16 of the tile):
+
+    - ``s2d`` (default): space-to-depth first (each 2x2 block of pixels becomes 4 channels of a
+      half-resolution map), then the first conv on 4 channels. It sees every pixel, like a 6x6
+      stride-2 conv, but the Pi's int8 kernels gain little on a 1-channel full-resolution conv
+      (and its pooling), which dominated the int8 time; moving that work to 4 channels at
+      half resolution makes int8 clearly faster than float32 on the Pi 4 and Pi 5.
+    - ``fullres``: the first 3x3 conv on the 1-channel full-resolution tile, then max-pooling
+      (the earlier default, kept so its bundles can be reproduced and compared).
 
     The output is the logit (log-odds of a defect), not a sigmoid: int8 output of a sigmoid
     saturates at 255/256 and the max over tiles then ties many parts at "1.0", while the
     logit keeps its resolution at the top where the decision is made.
 
     Plain 3x3 convolutions (no depthwise) because on small tiles they quantize well and
-    XNNPACK's int8 kernels speed them up most. ~50k parameters at width 1.
+    XNNPACK's int8 kernels speed them up most.
     """
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got '{arch}'")
+    if arch == "s2d" and tile % 2:
+        raise ValueError(f"arch s2d needs an even tile size (2x2 blocks), got {tile}")
     L = keras.layers
-    ch = [max(8, int(round(c * width / 8)) * 8) for c in (16, 32, 48, 64, 64)]
+    ch = [max(8, int(round(c * width / 8)) * 8) for c in _CHANNELS]
     inp = keras.Input((tile, tile, 1), name="tile")
     h = inp
+    pool_after = range(len(ch) - 1)  # fullres: pool after every stage but the last
+    if arch == "s2d":
+        h = _space_to_depth_layer(keras)(2, name="s2d")(h)
+        pool_after = range(1, len(ch) - 1)  # the space-to-depth did the first halving
     for i, c in enumerate(ch):
         h = L.Conv2D(c, 3, padding="same", use_bias=False, name=f"conv{i}")(h)
         h = L.BatchNormalization(momentum=0.9, name=f"bn{i}")(h)  # settles within few steps
         h = L.ReLU(6.0, name=f"relu{i}")(h)
-        if i < len(ch) - 1:
+        if i in pool_after:
             h = L.MaxPooling2D(name=f"pool{i}")(h)
     h = L.GlobalAveragePooling2D(name="gap")(h)
     h = L.Dropout(0.2, name="drop")(h)
     out = L.Dense(1, name="logit")(h)
-    return keras.Model(inp, out, name=f"tile_cnn_w{width:g}")
+    suffix = "" if arch == "fullres" else f"_{arch}"  # fullres keeps its earlier name
+    return keras.Model(inp, out, name=f"tile_cnn_w{width:g}{suffix}")
 
 
-FEATURE_LAYERS = ("relu3", "relu4")  # 8x8 and 4x4 maps of the last two stages
+_S2D: dict[int, Any] = {}
+
+
+def _space_to_depth_layer(keras: Any) -> Any:
+    """The ``SpaceToDepth`` layer class, made once per Keras module (Keras is imported lazily).
+
+    A layer rather than a ``Lambda`` so the model serialises; it converts to one
+    SPACE_TO_DEPTH op (run by XNNPACK), where Reshape/Permute would add shape ops."""
+    if id(keras) not in _S2D:
+
+        class SpaceToDepth(keras.layers.Layer):
+            """(H, W, C) -> (H/b, W/b, b*b*C): each b x b block of pixels becomes channels."""
+
+            def __init__(self, block: int = 2, **kw: Any) -> None:
+                super().__init__(**kw)
+                self.block = block
+
+            def call(self, x: Any) -> Any:
+                return keras.ops.space_to_depth(x, self.block)
+
+            def compute_output_shape(self, shape: tuple) -> tuple:
+                n, h, w, c = shape
+                b = self.block
+                return (n, None if h is None else h // b, None if w is None else w // b, c * b * b)
+
+            def get_config(self) -> dict[str, Any]:
+                return {**super().get_config(), "block": self.block}
+
+        _S2D[id(keras)] = keras.saving.register_keras_serializable("edgewise")(SpaceToDepth)
+    return _S2D[id(keras)]
+
+
+FEATURE_LAYERS = ("relu3", "relu4")  # 8x8 and 4x4 maps (64-pixel tile) of the last two stages, every arch
 
 
 def feature_model(keras: Any, model: Any) -> Any:

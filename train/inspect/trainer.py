@@ -193,7 +193,7 @@ class InspectTrainer:
 
     def _compiled_model(self, keras: Any) -> Any:
         cfg = self.cfg
-        model = build_model(keras, cfg.tile, cfg.width)
+        model = build_model(keras, cfg.tile, cfg.width, cfg.arch)
         if cfg.weights:
             model.load_weights(cfg.weights)
         model.compile(

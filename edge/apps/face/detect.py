@@ -2,8 +2,8 @@
 
 Three detectors, because a Pi owner may have only some of the model files: YuNet through
 ``cv2.FaceDetectorYN`` (box + 5 landmarks, so faces can be aligned; a ``.tflite`` made by
-``edgewise convert --task face-detector`` runs in LiteRT instead, see ``yunet_lite``), Ultra-
-Light RFB-320 through LiteRT or ONNX Runtime (priors decoded and NMS applied here; boxes only)
+``edgewise convert --task face-detector`` runs in LiteRT instead, see ``yunet_lite``),
+Ultra-Light RFB-320 through LiteRT or ONNX Runtime (priors decoded and NMS applied here; boxes only)
 and OpenCV's Haar cascade, the fallback that needs no model file. ``detector_model_path`` is the
 one lookup of a detector's model file, so ``run face``, ``enroll``, training and ``bench face``
 load the same file.

@@ -14,6 +14,8 @@ from edgewise.edge.device.project.figures import (
     band,
     calibration_from_bench,
     load_calibration,
+    pipeline_ratios,
+    pipelines,
     ratios,
     store_calibration,
 )
@@ -128,3 +130,34 @@ def test_a_block_executed_twice_as_often_costs_twice_the_cycles():
     twice = price([Block(0x1000, 200, code)], asm, mca, "cortex-a72")
     assert once.cycles > 0 and twice.cycles == pytest.approx(2 * once.cycles)
     assert once.hot_share == 1.0 and once.undecoded == 0 and once.dropped == 0
+
+
+def _det(name: str, backend: str, precision: str, cycles: float) -> VariantFigures:
+    f = _fig(name, backend, precision, cycles)
+    f.role = "detector"
+    return f
+
+
+def test_each_pipeline_variant_runs_the_detector_of_its_own_precision():
+    figs = [_fig("tflite_float32", "litert", "float32", 2_000_000),
+            _fig("tflite_int8", "litert", "int8", 1_000_000),
+            _det("yunet_onnx", "opencv", "float32", 70_000_000),
+            _det("yunet_float32", "litert", "float32", 40_000_000),
+            _det("yunet_int8", "litert", "int8", 20_000_000)]
+    pipes = {p.variant: p for p in pipelines(figs, 2.4)}
+    assert pipes["tflite_int8"].models == ["yunet_int8", "tflite_int8"]
+    assert pipes["tflite_float32"].models == ["yunet_float32", "tflite_float32"]  # the faster float32 one
+    (whole,) = pipeline_ratios(figs, list(pipes.values()))
+    assert whole.ratio == pytest.approx(42 / 21, abs=1e-3)
+    # the detector's own int8/float32 is reported apart from the bundle's model
+    assert {r.backend: r.ratio for r in ratios(figs)} == {"litert": 2.0, "litert detector": 2.0}
+
+
+def test_with_only_a_float32_detector_both_pipelines_share_it():
+    figs = [_fig("tflite_float32", "litert", "float32", 2_000_000),
+            _fig("tflite_int8", "litert", "int8", 1_000_000),
+            _det("yunet_onnx", "opencv", "float32", 70_000_000)]
+    pipes = pipelines(figs, 1.5)
+    assert [p.models[0] for p in pipes] == ["yunet_onnx", "yunet_onnx"]
+    (whole,) = pipeline_ratios(figs, pipes)
+    assert whole.ratio == pytest.approx(72 / 71, abs=1e-3)
