@@ -66,6 +66,9 @@ COMMANDS: dict[str, Command] = {
     "bench vibration": Command("edgewise.benchmarks.vibration", "bench_main", APPS["vibration"]),
     "bench inspect": Command("edgewise.benchmarks.inspect", "bench_main", APPS["inspect"]),
     "bench face": Command("edgewise.benchmarks.face", "bench_main", APPS["face"]),
+    "bench face-detector": Command("edgewise.benchmarks.face.detector", "bench_main",
+                                   "face detectors (OpenCV YuNet, LiteRT float32/int8): faces found, "
+                                   "latency"),
     "bench all": Command("edgewise.benchmarks.suite", "suite_main",
                          "the three applications on the real data in one suite, with regressions"),
     "run classify": Command("edgewise.edge.apps.classify", "run_main", APPS["classify"]),

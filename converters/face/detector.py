@@ -15,6 +15,7 @@ the reference's largest face found again (IoU >= 0.5), and landmark error over e
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ from edgewise.edge.apps.face.detect import Detection, YuNetDetector, largest
 from edgewise.edge.apps.face.yunet_lite import LiteYuNetDetector, letterbox
 from edgewise.edge.sources.files import IMAGE_SUFFIXES, read_image
 
-__all__ = ["PAD_FACTORS", "Agreement", "detector_keras", "canvases", "agreement", "agreement_rows",
+__all__ = ["PAD_FACTORS", "Agreement", "detector_keras", "place_faces", "canvases", "agreement",
+           "agreement_rows",
            "convert_face_detector"]
 
 # a face-set photo padded by these multiples of its size: faces from filling the canvas to small
@@ -84,14 +86,13 @@ def _images(roots: list[str | Path], limit: int) -> list[Path]:
     return files
 
 
-def canvases(roots: list[str | Path], width: int, height: int, limit: int = 0) -> np.ndarray:
+def place_faces(images: Iterable[np.ndarray], width: int, height: int) -> np.ndarray:
     """Each image, padded by every ``PAD_FACTORS`` x its size (replicated border, so a tight
     face-set crop looks like a face in a scene), letterboxed onto the network's canvas."""
     import cv2
 
     out = []
-    for path in _images(roots, limit):
-        img = read_image(path)
+    for img in images:
         if img.ndim == 2:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         h, w = img.shape[:2]
@@ -100,6 +101,11 @@ def canvases(roots: list[str | Path], width: int, height: int, limit: int = 0) -
             padded = cv2.copyMakeBorder(img, py, py, px, px, cv2.BORDER_REPLICATE)
             out.append(letterbox(padded, width, height)[0])
     return np.stack(out).astype(np.float32)
+
+
+def canvases(roots: list[str | Path], width: int, height: int, limit: int = 0) -> np.ndarray:
+    """The images of ``roots`` (``limit`` spread over them) placed as ``place_faces`` does."""
+    return place_faces((read_image(p) for p in _images(roots, limit)), width, height)
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
