@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgewise.edge.apps.face.align import face_crops
-from edgewise.edge.apps.face.detect import YuNetDetector, detector_model_path
+from edgewise.edge.apps.face.detect import detector_model_path, make_detector
 from edgewise.edge.apps.face.embed import TTA_MODES, FaceEmbedder, bundle_tta, crop_template, tta_pair
 from edgewise.edge.apps.face.match import bundle_score_rule, unknown_threshold
 from edgewise.edge.bundle import load_bundle
@@ -156,7 +156,7 @@ def bench_face(data: Path, bundle_path: Path, out: Path, *, detector_model: Path
     threshold = unknown_threshold(bundle)
     orl = orl_set(data)
     labels = orl.labels
-    det = YuNetDetector(detector_model)
+    det = make_detector("yunet", detector_model, threads=max(threads))  # .onnx: OpenCV; .tflite: LiteRT
     t0 = time.monotonic()
     # the bundle's landmark template (a pretrained embedder may bring its own); ORL is grey either way
     aligned, how = face_crops(orl.images, det, bundle.spec.input.hwc[0], pad=0.2,

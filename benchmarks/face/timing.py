@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgewise.edge.apps.face.align import face_crop
-from edgewise.edge.apps.face.detect import YuNetDetector, largest
+from edgewise.edge.apps.face.detect import largest, make_detector
 from edgewise.edge.apps.face.embed import FaceEmbedder
 from edgewise.edge.apps.face.match import match
 from edgewise.edge.evaluate import percentiles
@@ -37,7 +37,7 @@ def time_per_face(bundle: Any, variant: str, detector_model: Path, frame: np.nda
     import cv2
 
     cv2.setNumThreads(threads)
-    det = YuNetDetector(detector_model)
+    det = make_detector("yunet", detector_model, threads=threads)  # .onnx: OpenCV; .tflite: LiteRT
     emb = FaceEmbedder(bundle, variant, threads)
     stages: dict[str, list[float]] = {"detect": [], "align": [], "embed": [], "match": [], "total": []}
     found = 0
