@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..cliargs import Parser, add_quiet, add_unpack_limit
 from ..pipeline import DEFAULT_GIVE_UP_AFTER
@@ -120,6 +122,18 @@ class SinkSettings:
                    status_host=a.status_host, status_port=a.status_port, ha_discovery=ha)
 
 
+def _check_writable(path: Path, flag: str) -> None:
+    """Refuse an output file the run could not write at its end, before the run starts: a long
+    run should not end in an error about where to put its results."""
+    parent = path.expanduser().parent
+    if path.is_dir():
+        raise ValueError(f"{flag} {path}: is a folder; give a file name")
+    if not parent.is_dir():
+        raise ValueError(f"{flag} {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"{flag} {path}: not writable")
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """Everything ``run_app`` needs besides the application itself."""
@@ -151,6 +165,8 @@ class RunSettings:
             raise ValueError(f"--log-every {a.log_every:g}: must be 0 (off) or more seconds")
         if a.status_port is not None and not 0 <= a.status_port <= 65535:
             raise ValueError(f"--status-port {a.status_port}: must be 0-65535 (0: any free port)")
+        if a.stats:
+            _check_writable(Path(a.stats), "--stats")
         return cls(
             source=source if source is not None else SourceSettings.from_args(a),
             sinks=SinkSettings.from_args(a),

@@ -13,6 +13,7 @@ only; ``.mat`` needs scipy, imported only when one is read.
 from __future__ import annotations
 
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,14 @@ def _read_csv(path: Path, channel: str | None) -> np.ndarray:
         [float(c) for c in cells]
     except ValueError:
         header = cells
-    data = np.loadtxt(path, delimiter=sep, skiprows=1 if header else 0, ndmin=2)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": refused below
+            data = np.loadtxt(path, delimiter=sep, skiprows=1 if header else 0, ndmin=2)
+    except ValueError as e:
+        raise ValueError(f"{path.name}: not a numeric CSV ({str(e)[:80]})") from None
+    if data.size == 0:
+        raise ValueError(f"{path.name}: recording is empty")
     col = 0
     if channel is not None:
         if header and channel in header:
@@ -137,13 +145,20 @@ def _read_mat(path: Path, channel: str | None) -> np.ndarray:
         from scipy.io import loadmat
     except ImportError:
         raise ImportError(f"{path.name}: reading .mat needs scipy (pip install scipy)") from None
-    d = loadmat(str(path))
+    try:
+        d = loadmat(str(path))
+    except Exception as e:  # scipy raises ValueError, TypeError, OSError ... for damaged files
+        raise ValueError(f"{path.name}: not a readable MATLAB file ({type(e).__name__}: "
+                         f"{str(e)[:80]})") from None
     ch = (channel or "DE").upper()
     keys = [k for k in d if k.endswith(f"_{ch}_time")]
     if not keys:
         have = sorted(k for k in d if not k.startswith("__"))
         raise ValueError(f"{path.name}: no '*_{ch}_time' channel (keys: {', '.join(have)})")
-    return np.asarray(d[keys[0]], dtype=np.float64).ravel()
+    try:
+        return np.asarray(d[keys[0]], dtype=np.float64).ravel()
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path.name}: channel {keys[0]} is not numeric ({str(e)[:60]})") from None
 
 
 def read_recording(path: str | Path, *, fs: float | None = None, channel: str | None = None) -> Recording:
@@ -162,7 +177,13 @@ def read_recording(path: str | Path, *, fs: float | None = None, channel: str | 
         fs = rate
     elif suf == ".npy":
         fs = _need_fs(path, fs)
-        arr = np.load(path, allow_pickle=False)
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"{path.name}: not a readable .npy array ({str(e)[:80]})") from None
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+            raise ValueError(f"{path.name}: expected a numeric .npy array, found "
+                             f"{getattr(arr, 'dtype', type(arr).__name__)}")
         if arr.ndim == 2:
             col = int(channel) if channel and channel.isdigit() else 0
             arr = arr[:, col] if arr.shape[0] >= arr.shape[1] else arr[col]

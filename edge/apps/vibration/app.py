@@ -66,6 +66,10 @@ class VibrationOptions(_Options):
                   "(default: estimated from the spectrum near the bundle's nominal speed)"},
     )
 
+    def __post_init__(self) -> None:
+        if self.rpm is not None and not 0 < self.rpm < 1e6:
+            raise ValueError(f"--rpm {self.rpm:g}: the shaft speed must be a positive number of rev/min")
+
 
 class VibrationApp(BundleApp):
     """The vibration application on the shared pipeline Runner.
