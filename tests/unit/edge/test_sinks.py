@@ -157,6 +157,24 @@ def test_sink_counts_in_the_summary_name_every_sink(tmp_path: Path) -> None:
 
 paho = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed: pip install edgewise[mqtt]")
 
+def test_jsonl_is_fsynced_on_close_and_at_most_every_few_seconds_not_per_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    clock = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    sink = JsonLinesSink(tmp_path / "e.jsonl")
+    for _ in range(50):  # a burst within one second: written, not synced line by line
+        assert sink.write({"kind": "x"})
+    assert synced == []
+    clock[0] += JsonLinesSink.SYNC_EVERY_S + 0.1
+    sink.write({"kind": "x"})
+    assert len(synced) == 1
+    sink.close()
+    assert len(synced) == 2
+    assert len((tmp_path / "e.jsonl").read_text().splitlines()) == 51
+
+
 from edgewise.edge.mqtt import MqttSink, OutboxPathError, check_outbox_path  # noqa: E402
 
 
