@@ -173,15 +173,6 @@ def wait_seqs(sub: Subscriber, n: int, timeout: float = 60, key: str = "i") -> d
     return first_arrivals(sub, key)
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    (tmp_path / "broker").mkdir()
-    b = Broker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
-
-
 # -- kill -9 ---------------------------------------------------------------------------------------
 
 def test_kill_9_during_jsonl_sqlite_and_mqtt_writes_loses_no_committed_event(broker: Broker, tmp_path: Path):

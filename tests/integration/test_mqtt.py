@@ -71,14 +71,6 @@ class Broker:
         self.proc = None
 
 
-@pytest.fixture
-def broker(tmp_path: Path):
-    b = Broker(tmp_path)
-    b.start()
-    yield b
-    b.stop()
-
-
 class Subscriber:
     """A persistent-session QoS 1 subscriber that records every payload in arrival order."""
 

@@ -22,14 +22,6 @@ pytestmark = pytest.mark.skipif(
 pytest.importorskip("paho.mqtt.client", reason="pip install 'edgewise[mqtt]' (paho-mqtt)")
 
 
-@pytest.fixture
-def broker(tmp_path: Path):
-    b = Broker(tmp_path)
-    b.start()
-    yield b
-    b.stop()
-
-
 class Watcher:
     """Subscribes to ``topic`` and keeps every message as (topic, payload text, retain flag)."""
 
