@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from edgewise.benchmarks.outputs import write_outputs
 from edgewise.edge.apps.inspect import NearestGood, TileConfig, image_score, prepare_part, score_tiles
 from edgewise.edge.backends import load_model
 from edgewise.edge.bundle import load_bundle
-from edgewise.edge.cliargs import Parser, add_json, add_quiet, emit_json
+from edgewise.edge.cliargs import Parser, add_json, add_quiet
 from edgewise.edge.evaluate import auroc, percentiles
-from edgewise.edge.jsonenc import dumps
 from edgewise.edge.progress import log
 from edgewise.edge.sources.files import read_image
 
@@ -294,14 +294,5 @@ def bench_main(argv: list[str]) -> int:
     res = bench_bundles(
         a.bundle, a.data, threads=a.threads, max_images=a.max_images, repeats=a.repeats, quiet=a.quiet
     )
-    md = bench_markdown(res)
-    if not emit_json(res, a.json):
-        print(md)
-    if a.md:
-        Path(a.md).write_text(md)
-    if a.out:
-        o = Path(a.out)
-        o.mkdir(parents=True, exist_ok=True)
-        (o / "inspect_bench.json").write_text(dumps(res, indent=2))
-        (o / "inspect_bench.md").write_text(md)
+    write_outputs(res, bench_markdown(res), stem="inspect_bench", out=a.out, json_path=a.json, md_path=a.md)
     return 0

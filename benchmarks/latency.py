@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from edgewise.benchmarks.outputs import write_outputs
 from edgewise.edge.backends import litert_interpreter, load_model, runtime_missing
 from edgewise.edge.bundle import Bundle, load_bundle
 from edgewise.edge.evaluate import Decider, percentiles
@@ -220,7 +221,7 @@ def latency_markdown(result: dict[str, Any]) -> str:
 
 def bench_main(argv: list[str]) -> int:
     """``edgewise bench BUNDLE``: this table for every variant and thread count, on this machine."""
-    from edgewise.edge.cliargs import CliError, Parser, add_json, add_quiet, emit_json
+    from edgewise.edge.cliargs import CliError, Parser, add_json, add_quiet
     from edgewise.edge.progress import log
 
     p = Parser(
@@ -252,20 +253,12 @@ def bench_main(argv: list[str]) -> int:
         iterations=min(a.iterations, 50) if a.quick else a.iterations,
         warmup=min(a.warmup, 5) if a.quick else a.warmup, quiet=a.quiet, memory=not a.quick,
     )
-    md = latency_markdown(res)
-    if a.md:
-        Path(a.md).write_text(md)
-    if a.out:
-        out = Path(a.out)
-        out.mkdir(parents=True, exist_ok=True)
-        emit_json(res, str(out / "latency.json"))
-        (out / "latency.md").write_text(md)
+    out = write_outputs(res, latency_markdown(res), stem="latency", out=a.out, json_path=a.json, md_path=a.md)
+    if out is not None:
         from .report import plot_latency
 
         if plot_latency(res, out / "latency.png") is None:
             log("latency.png skipped: matplotlib is not installed")
-    if not emit_json(res, a.json):
-        print(md)
     return 0
 
 

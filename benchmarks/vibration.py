@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from edgewise.benchmarks.outputs import write_outputs
 from edgewise.edge.apps.vibration import (
     AlarmConfig,
     FeatureConfig,
@@ -43,7 +44,7 @@ from edgewise.edge.apps.vibration.cost import edge_cost
 from edgewise.edge.apps.vibration.diagnosis import DiagnosisConfig
 from edgewise.edge.backends import load_model
 from edgewise.edge.bundle import Bundle, load_bundle
-from edgewise.edge.cliargs import Parser, add_json, add_quiet, emit_json, fail
+from edgewise.edge.cliargs import Parser, add_json, add_quiet, fail
 from edgewise.edge.progress import log
 from edgewise.train.vibration.data import window_features
 from edgewise.train.vibration.diagnosis import diagnosis_markdown, diagnosis_summary, diagnosis_table
@@ -446,14 +447,5 @@ def bench_main(argv: list[str]) -> int:
         r["cost"].append(edge_cost(bundle, v, iterations=iterations, cpu=cpu))
     r["loadavg_cost"] = [round(x, 2) for x in os.getloadavg()]
     r["targets"] = _targets(r)
-    md = bench_markdown(r)
-    if a.out:
-        out = Path(a.out)
-        out.mkdir(parents=True, exist_ok=True)
-        emit_json(r, str(out / "vibration_bench.json"))
-        (out / "vibration_bench.md").write_text(md)
-    if not emit_json(r, a.json):
-        print(md)
-    if a.md:
-        Path(a.md).write_text(md)
+    write_outputs(r, bench_markdown(r), stem="vibration_bench", out=a.out, json_path=a.json, md_path=a.md)
     return 0

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from edgewise.edge.cliargs import Parser, add_json, add_quiet, emit_json, fail
+from edgewise.benchmarks.outputs import write_outputs
+from edgewise.edge.cliargs import Parser, add_json, add_quiet, fail
 from edgewise.edge.progress import log
 
 __all__ = ["bench_main", "face_sets", "detector_rows", "markdown"]
@@ -139,14 +140,5 @@ def bench_main(argv: list[str]) -> int:
     except (ValueError, OSError) as e:
         return fail(PROG, e)
     r = {"host": host_info(), "reference": detectors[0].name, "threads": a.threads, "rows": rows}
-    md = markdown(r)
-    if a.out:
-        out = Path(a.out)
-        out.mkdir(parents=True, exist_ok=True)
-        emit_json(r, str(out / "face_detector_bench.json"))
-        (out / "face_detector_bench.md").write_text(md)
-    if not emit_json(r, a.json):
-        print(md)
-    if a.md:
-        Path(a.md).write_text(md)
+    write_outputs(r, markdown(r), stem="face_detector_bench", out=a.out, json_path=a.json, md_path=a.md)
     return 0
