@@ -69,7 +69,10 @@ def onnx_to_keras(path: str | Path, keras: Any, input_shape: tuple[int, int, int
     import onnx
     from onnx import numpy_helper
 
-    model = onnx.load(str(path))
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # protobuf's DecodeError and friends: not an ONNX file
+        raise ValueError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
     g = model.graph
     init = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     for n in g.node:

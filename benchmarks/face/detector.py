@@ -104,7 +104,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 def bench_main(argv: list[str]) -> int:
     from edgewise.benchmarks.host import host_info
-    from edgewise.edge.apps.face.detect import detector_model_path
+    from edgewise.edge.apps.face.detect import DETECTOR_FILES
 
     p = Parser(prog=PROG, description="The face pipeline's detectors side by side on real face sets: faces "
                "found, agreement with OpenCV's YuNet, landmark error and latency. Detectors: YuNet .onnx "
@@ -131,7 +131,10 @@ def bench_main(argv: list[str]) -> int:
         if a.limit < 1 or a.threads < 1:
             raise ValueError("--limit and --threads must be at least 1")
         data = Path(a.data)
-        detectors = [detector_model_path("yunet", data=data)] + [Path(d) for d in a.detector]
+        reference = data / DETECTOR_FILES["yunet"]
+        if not reference.is_file():
+            raise ValueError(f"{reference}: OpenCV's YuNet (the reference) is not in the --data folder")
+        detectors = [reference] + [Path(d) for d in a.detector]
         for d in detectors:
             if not d.is_file():
                 raise ValueError(f"{d}: no such detector file")

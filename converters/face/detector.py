@@ -26,9 +26,8 @@ from edgewise.edge.apps.face.detect import Detection, YuNetDetector, largest
 from edgewise.edge.apps.face.yunet_lite import LiteYuNetDetector, letterbox
 from edgewise.edge.sources.files import IMAGE_SUFFIXES, read_image
 
-__all__ = ["PAD_FACTORS", "Agreement", "detector_keras", "place_faces", "canvases", "agreement",
-           "agreement_rows",
-           "convert_face_detector"]
+__all__ = ["PAD_FACTORS", "Agreement", "detector_keras", "image_files", "place_faces", "canvases",
+           "agreement", "agreement_rows", "convert_face_detector"]
 
 # a face-set photo padded by these multiples of its size: faces from filling the canvas to small
 PAD_FACTORS = (0.25, 0.75, 1.5)
@@ -72,7 +71,9 @@ def detector_keras(onnx_path: str | Path, keras: Any) -> Any:
     return keras.Model(net.input, [scores, boxes, kps], name="yunet")
 
 
-def _images(roots: list[str | Path], limit: int) -> list[Path]:
+def image_files(roots: list[str | Path], limit: int) -> list[Path]:
+    """The images below ``roots`` (recursively), ``limit`` of them spread over all; a folder
+    that is missing or holds no image is refused by name."""
     files = []
     for root in map(Path, roots):
         if not root.is_dir():
@@ -105,7 +106,7 @@ def place_faces(images: Iterable[np.ndarray], width: int, height: int) -> np.nda
 
 def canvases(roots: list[str | Path], width: int, height: int, limit: int = 0) -> np.ndarray:
     """The images of ``roots`` (``limit`` spread over them) placed as ``place_faces`` does."""
-    return place_faces((read_image(p) for p in _images(roots, limit)), width, height)
+    return place_faces((read_image(p) for p in image_files(roots, limit)), width, height)
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

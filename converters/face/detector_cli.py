@@ -44,10 +44,14 @@ def face_detector_main(argv: list[str]) -> int:
         raise CliError(f"{a.model}: expected a YuNet .onnx file")
     if a.limit < 1 or a.threads < 1:
         raise CliError("--limit and --threads must be at least 1")
+    from .detector import agreement_rows, convert_face_detector, image_files
+
+    try:  # the folders first: a wrong path fails before TensorFlow loads
+        image_files(a.calib, a.limit), image_files(a.eval, a.limit)
+    except ValueError as e:
+        raise CliError(str(e)) from None
     require("tensorflow", "keras", "onnx", what="converting the face detector")
     from edgewise.converters.tfenv import import_tensorflow
-
-    from .detector import agreement_rows, convert_face_detector
 
     import_tensorflow()
     try:
