@@ -78,7 +78,7 @@ def train_main(argv: list[str]) -> int:
     p.add_argument(
         "--arch", choices=ARCHS, default=d.arch,
         help="first stage: s2d (space-to-depth, then 4-channel convs at half resolution: int8 gains "
-        "more on the Pi) or fullres (1-channel 3x3 conv at full resolution, the earlier network)",
+        "more on the Pi) or fullres (1-channel 3x3 conv at full resolution, then pooling)",
     )
     p.add_argument(
         "--norm",

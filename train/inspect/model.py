@@ -24,11 +24,12 @@ def build_model(keras: Any, tile: int = 64, width: float = 1.0, arch: str = DEFA
 
     - ``s2d`` (default): space-to-depth first (each 2x2 block of pixels becomes 4 channels of a
       half-resolution map), then the first conv on 4 channels. It sees every pixel, like a 6x6
-      stride-2 conv, but the Pi's int8 kernels gain little on a 1-channel full-resolution conv
-      (and its pooling), which dominated the int8 time; moving that work to 4 channels at
-      half resolution makes int8 clearly faster than float32 on the Pi 4 and Pi 5.
+      stride-2 conv, with the same multiply-adds as ``fullres``'s first conv. The Pi's int8
+      kernels gain little on a 1-channel full-resolution conv and its pooling (about a quarter of the
+      projected int8 time for 5 % of the multiply-adds); on 4 channels at half resolution they
+      do, so int8 gains more over float32 on the Pi 4 and Pi 5 (figures: docs/inspect.md).
     - ``fullres``: the first 3x3 conv on the 1-channel full-resolution tile, then max-pooling
-      (the earlier default, kept so its bundles can be reproduced and compared).
+      (kept to reproduce bundles trained with it and to compare against).
 
     The output is the logit (log-odds of a defect), not a sigmoid: int8 output of a sigmoid
     saturates at 255/256 and the max over tiles then ties many parts at "1.0", while the

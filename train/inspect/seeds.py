@@ -109,8 +109,8 @@ def train_seeds(
         m = train_inspect(data, out / f"seed_{seed}.bundle", c, quiet=quiet, layout=layout)
         rows.append({"seed": seed, **seed_rows(m)})
     keys = ("test_auroc", "test_recall", "test_precision", "test_false_reject_rate", "recall_lower")
-    recipe = (f"edgewise train inspect --mode {cfg.mode} --epochs {cfg.epochs} --scale {cfg.scale} "
-              f"--folds {cfg.folds} --min-recall {cfg.recall:g}"
+    recipe = (f"edgewise train inspect --mode {cfg.mode} --arch {cfg.arch} --epochs {cfg.epochs} "
+              f"--scale {cfg.scale} --folds {cfg.folds} --min-recall {cfg.recall:g}"
               + (f" --limit {cfg.limit}" if cfg.limit else "") + f" --threads {cfg.threads} --seeds "
               + " ".join(map(str, seeds)))
     result = {
