@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -217,17 +218,31 @@ class LiteRTModel(Model):
             outs.append(_dequantize(y, q) if q else y.astype(np.float32, copy=True))
         return outs
 
-    def op_types(self) -> list[dict[str, Any]]:
-        """Op names with their tensor dtypes: used to report ops that are not int8."""
-        tensors = {t["index"]: t for t in self._it.get_tensor_details()}
+    def op_types(self, graph: bool = False) -> list[dict[str, Any]]:
+        """Op names with their tensor dtypes: used to report ops that are not int8.
+
+        ``graph``: the ops as the file holds them, read without the XNNPACK delegate (which
+        otherwise stands in for the ops it took as one DELEGATE op with the boundary's dtypes).
+        """
+        it = self._it
+        if graph:
+            mod = sys.modules[type(it).__module__]
+            resolver = getattr(mod, "OpResolverType", None)
+            if resolver is None:
+                raise ValueError("this LiteRT has no OpResolverType: cannot list ops without the delegate")
+            it = type(it)(model_path=str(self.path), num_threads=1,
+                          experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            it.allocate_tensors()
+        tensors = {t["index"]: t for t in it.get_tensor_details()}
         ops = []
-        for op in self._it._get_ops_details():  # noqa: SLF001 - the only public-ish view of ops
+        for op in it._get_ops_details():  # noqa: SLF001 - the only public-ish view of ops
             dtypes = [
                 np.dtype(tensors[i]["dtype"]).name
                 for i in list(op["inputs"]) + list(op["outputs"])
                 if i >= 0 and i in tensors
             ]
-            ops.append({"op": op["op_name"], "dtypes": dtypes})
+            outs = [np.dtype(tensors[i]["dtype"]).name for i in op["outputs"] if i >= 0 and i in tensors]
+            ops.append({"op": op["op_name"], "dtypes": dtypes, "out_dtypes": outs})
         return ops
 
     def close(self) -> None:

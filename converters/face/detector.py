@@ -159,8 +159,10 @@ def convert_face_detector(onnx_path: str | Path, out: str | Path, calib: list[st
     for precision in ("float32", "int8"):
         path = out / f"{onnx_path.stem}_{precision}.tflite"
         rng = np.random.default_rng(0)  # calibration order fixed: the same file from the same images
+        # float input and outputs around the int8 network: the frame is quantized by XNNPACK's
+        # QUANTIZE op, cheaper than numpy (projected 5 % of the int8 detector on a Pi 4 and Pi 5)
         path.write_bytes(to_tflite(model, precision, calib_x[rng.permutation(len(calib_x))]
-                                   if precision == "int8" else None, max_calib=len(calib_x)))
+                                   if precision == "int8" else None, max_calib=len(calib_x), float_io=True))
         files[precision] = path
     eval_x = canvases(evaluate, w, h, limit)
     cv = YuNetDetector(onnx_path)

@@ -86,11 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _model_precision(path: Path) -> str:
-    """int8 when the model's first input is 8-bit quantized, else float32 (for the ratio)."""
+    """int8 when the model's input is 8-bit quantized, or (LiteRT) its ops compute in int8
+    behind a float input, as a converted detector does; else float32 (for the ratio)."""
     from ...backends import open_model
 
     with open_model(path, threads=1) as m:
-        return "int8" if m.input_dtype.itemsize == 1 else "float32"
+        if m.input_dtype.itemsize == 1:
+            return "int8"
+        if m.backend != "litert":
+            return "float32"
+        inner = [o for o in m.op_types(graph=True) if o["op"] not in ("QUANTIZE", "DEQUANTIZE")]
+        # int8 activations: a dynamic-range file has int8 weights but computes in float
+        return "int8" if any("int8" in o["out_dtypes"] for o in inner) else "float32"
 
 
 def _default_yunet(quiet: bool) -> Path | None:
