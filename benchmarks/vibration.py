@@ -16,7 +16,6 @@
 
 Every result carries the host and thread count. JSON and Markdown out.
 
->>> # edgewise bench vibration --bundle vib.bundle --data $EDGEWISE_DATA --out bench/
 >>> # edgewise bench vibration --bundle vib.bundle --healthy 'site/ok*.wav' --files 'site/pump*.wav'
 """
 
