@@ -60,6 +60,20 @@ def two_bundles(digits_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -
     return digits_bundle, b2
 
 
+@pytest.fixture
+def broker(tmp_path: Path):
+    """A real Mosquitto on a free loopback port in its own folder under ``tmp_path``, stopped
+    afterwards (``tests/integration/test_mqtt.Broker``; the modules that use it skip first when
+    mosquitto is not installed)."""
+    from test_mqtt import Broker  # tests/integration is on sys.path when its modules are collected
+
+    (tmp_path / "broker").mkdir()
+    b = Broker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark tests by what they need, so ``-m "not realdata"`` and ``-m "not integration"`` work.
 
