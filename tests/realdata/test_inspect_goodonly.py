@@ -61,18 +61,22 @@ def test_good_only_bundle_scores_on_the_edge_exactly_as_in_training(good_run: tu
     val = split["val"]
     app = InspectApp(b, "tflite_int8", threads=1)
     try:
-        fail, labels = [], []
+        fail, labels, at_threshold = [], [], 0
         for i, e in enumerate(val):
             frame = Frame(read_image(e["path"], gray=True), 0.0, i, {"path": e["path"]})
             ev = app.postprocess(frame, app.infer(app.preprocess(frame)))
             fail.append(ev.answer == "FAIL")
             labels.append(e["kind"] != "good")
+            # the threshold is one good part's own score: that part, and any part within float
+            # rounding of it, can land on either side from run to run (seen in CI)
+            at_threshold += abs(ev.score - app.threshold) <= 1e-6 + 1e-3 * abs(app.threshold)
     finally:
         app.close()
     f, y = np.array(fail), np.array(labels)
     # the edge app reproduces the validation operating point the training computed
     op = m["operating_point_val"]
-    assert int((f & ~y).sum()) == op["fp"] and int((f & y).sum()) == op["tp"], op
+    off = abs(int((f & ~y).sum()) - op["fp"]) + abs(int((f & y).sum()) - op["tp"])
+    assert off <= at_threshold <= 2, (op, off, at_threshold)
 
 
 @pytest.mark.parametrize("variant", ["tflite_float32", "tflite_int8"])
