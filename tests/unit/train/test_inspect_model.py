@@ -52,11 +52,11 @@ def test_s2d_converts_to_int8_with_no_op_left_in_float(tmp_path: Path) -> None:
 def test_arch_is_checked_with_the_settings_and_selects_the_trainers_network() -> None:
     from edgewise.train.inspect.modes import trainer_for
 
-    assert DEFAULT_ARCH == "s2d" and InspectConfig().arch == "s2d"
+    assert DEFAULT_ARCH == "fullres" and InspectConfig().arch == "fullres"
     with pytest.raises(ValueError, match="arch must be one of"):
         InspectConfig(arch="resnet")
     with pytest.raises(ValueError, match="even --tile"):
-        InspectConfig(tile=63)
+        InspectConfig(tile=63, arch="s2d")
     assert InspectConfig(tile=63, arch="fullres").tile == 63
     names = {a: trainer_for(InspectConfig(arch=a), quiet=True)._compiled_model(keras).name for a in ARCHS}
     assert names == {"s2d": "tile_cnn_w1_s2d", "fullres": "tile_cnn_w1"}
@@ -75,8 +75,8 @@ def test_train_inspect_arch_option_reaches_the_config(
     monkeypatch.setattr(inspect_cli, "train_inspect", fake_train)
     base = ["--data", str(tmp_path), "--out", str(tmp_path / "o.bundle"), "-q"]
     assert inspect_cli.train_main(base) == 0
-    assert inspect_cli.train_main([*base, "--arch", "fullres"]) == 0
-    assert [c.arch for c in seen] == ["s2d", "fullres"]
+    assert inspect_cli.train_main([*base, "--arch", "s2d"]) == 0
+    assert [c.arch for c in seen] == ["fullres", "s2d"]
     with pytest.raises(SystemExit) as e:
         inspect_cli.train_main([*base, "--arch", "vgg"])
     assert e.value.code == 2
