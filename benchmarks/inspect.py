@@ -30,7 +30,7 @@ from edgewise.edge.sources.files import read_image
 
 from .host import host_info
 
-__all__ = ["bench_bundles", "bench_markdown", "bench_main", "TARGETS"]
+__all__ = ["bench_bundles", "bench_markdown", "bench_main", "held_out_items", "TARGETS"]
 
 VARIANTS = ("tflite_float32", "tflite_int8")
 TARGETS = {
@@ -42,7 +42,7 @@ TARGETS = {
 }
 
 
-def _test_items(bundle: Any, data: Path | None) -> list[tuple[Path, str]]:
+def held_out_items(bundle: Any, data: Path | None) -> list[tuple[Path, str]]:
     """The bundle's held-out test images; paths re-rooted under ``data`` when given."""
     split = json.loads(bundle.file("report/split.json").read_text())
     items = []
@@ -71,7 +71,7 @@ def bench_bundles(
     for bpath in bundles:
         b = load_bundle(bpath)
         tiling = TileConfig.from_config(b.spec.config, where=str(b.path))
-        items = _test_items(b, Path(data) if data else None)
+        items = held_out_items(b, Path(data) if data else None)
         tiles = []
         for p, _ in items:
             tiles.append(prepare_part(read_image(p, gray=True), tiling)[1])

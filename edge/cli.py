@@ -65,6 +65,9 @@ COMMANDS: dict[str, Command] = {
                      "(bench APP: an application's own benchmark)"),
     "bench vibration": Command("edgewise.benchmarks.vibration", "bench_main", APPS["vibration"]),
     "bench inspect": Command("edgewise.benchmarks.inspect", "bench_main", APPS["inspect"]),
+    "bench inspect-levers": Command("edgewise.benchmarks.inspect_levers", "levers_main",
+                                    "inspection ranking under top-k aggregation and test-time flips "
+                                    "(no retraining)"),
     "bench face": Command("edgewise.benchmarks.face", "bench_main", APPS["face"]),
     "bench face-detector": Command("edgewise.benchmarks.face.detector", "bench_main",
                                    "face detectors (OpenCV YuNet, LiteRT float32/int8): faces found, "

@@ -69,3 +69,20 @@ def test_bench_and_app_read_the_same_stored_operating_point(
     with InspectApp(b, "tflite_int8", threads=1) as app:
         line = app.operating_point_line() or ""
     assert f"caught {op.caught}/{op.defects}" in line and f"lower bound {op.recall_lower:.3f}" in line
+
+
+def test_lever_table_scores_the_stored_setting_as_the_bench_does(
+    oof_run: tuple[Path, dict], data_dir: Path
+) -> None:
+    from edgewise.benchmarks.inspect import bench_bundles
+    from edgewise.benchmarks.inspect_levers import ORIENTATIONS, lever_table, levers_markdown
+
+    bundle_dir, _ = oof_run
+    res = lever_table(bundle_dir, data_dir, top_ks=[1, 3], quiet=True)
+    bench = bench_bundles([bundle_dir], data_dir, threads=[1], max_images=1, repeats=1, quiet=True)
+    i8 = bench["bundles"][0]["variants"]["tflite_int8"]
+    stored = [r for r in res["rows"] if r["stored_setting"]]
+    assert len(stored) == 1 and len(res["rows"]) == 2 * len(ORIENTATIONS)
+    assert stored[0]["auroc"] == i8["auroc"] and stored[0]["recall"] == i8["recall"]
+    assert {r["calls_per_part"] for r in res["rows"]} == {1, 4, 8}
+    assert "Reported, not chosen" in levers_markdown(res)
