@@ -341,15 +341,21 @@ def _targets(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def _runnable_variants(bundle: Any, requested: str | None) -> list[str]:
-    """Variants to measure: named ones must all run here; by default missing runtimes are skipped."""
+    """Variants to measure: named ones must all run here; by default a variant the bundle lacks or
+    whose runtime is missing is skipped with one line (checked before any measuring, so nothing
+    measured is lost to it)."""
     from edgewise.edge.backends import runtime_missing
 
     names = [v for v in (requested or ",".join(DEFAULT_VARIANTS)).split(",") if v]
     keep = []
     for n in names:
-        if requested and n not in bundle.variants:
-            raise ValueError(f"--variants: '{n}' is not in {bundle.path} (has {', '.join(bundle.variants)})")
-        why = runtime_missing(bundle.variants[n].backend) if n in bundle.variants else None
+        if n not in bundle.variants:
+            if requested:
+                has = ", ".join(bundle.variants)
+                raise ValueError(f"--variants: '{n}' is not in {bundle.path} (has {has})")
+            log(f"{n}: skipped, not in {bundle.path}", quiet=False)
+            continue
+        why = runtime_missing(bundle.variants[n].backend)
         if why and requested:
             raise ImportError(f"{n}: {why}")
         if why:

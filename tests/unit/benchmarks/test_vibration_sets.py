@@ -47,3 +47,16 @@ def test_missing_rate_unmatched_glob_and_non_integer_ratio_are_errors(tmp_path: 
         bench_set([str(tmp_path / "nothing*.wav")], [], 12000.0, None, None)
     with pytest.raises(ValueError, match="integer decimation"):
         bench_set([str(tmp_path / "x.npy") + ":fs=10000"], [], 12000.0, None, None)
+
+
+def test_default_variants_skip_one_the_bundle_lacks_and_a_named_one_is_refused(capsys: pytest.CaptureFixture):
+    from types import SimpleNamespace
+
+    from edgewise.benchmarks.vibration import _runnable_variants
+
+    tflite = SimpleNamespace(backend="tflite")
+    b = SimpleNamespace(path="v.bundle", variants={"tflite_int8": tflite, "tflite_float32": tflite})
+    assert _runnable_variants(b, None) == ["tflite_int8", "tflite_float32"]  # no ONNX variant: skipped
+    assert "onnx_int8: skipped, not in v.bundle" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="'onnx_int8' is not in v.bundle"):
+        _runnable_variants(b, "tflite_int8,onnx_int8")
