@@ -6,7 +6,7 @@ import os
 import platform
 from typing import Any
 
-__all__ = ["host_info"]
+__all__ = ["host_info", "host_line"]
 
 
 def host_info() -> dict[str, Any]:
@@ -27,3 +27,9 @@ def host_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "emulated": bool(os.environ.get("QEMU_CPU")),
     }
+
+
+def host_line(host: dict[str, Any], threads: Any) -> str:
+    """The one-line host header of a bench table (machine, CPU, cores, threads, emulated or not)."""
+    return (f"Host: {host['machine']}, {host['cpu']}, {host['cores']} cores; threads {threads}"
+            + (" (EMULATED)" if host.get("emulated") else ""))

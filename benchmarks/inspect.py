@@ -28,7 +28,7 @@ from edgewise.edge.evaluate import auroc, percentiles
 from edgewise.edge.progress import log
 from edgewise.edge.sources.files import read_image
 
-from .host import host_info
+from .host import host_info, host_line
 
 __all__ = ["bench_bundles", "bench_markdown", "bench_main", "held_out_items", "TARGETS"]
 
@@ -215,12 +215,7 @@ def _operating_point_lines(r: dict[str, Any]) -> list[str]:
 
 
 def bench_markdown(result: dict[str, Any]) -> str:
-    h = result["host"]
-    lines = [
-        f"Host: {h['machine']}, {h['cpu']}, {h['cores']} cores; threads {result['threads']}"
-        + (" (EMULATED)" if h.get("emulated") else ""),
-        "",
-    ]
+    lines = [host_line(result["host"], result["threads"]), ""]
     for r in result["bundles"]:
         lines += [
             f"### {r['mode']} — {Path(r['bundle']).name}",

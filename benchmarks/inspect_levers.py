@@ -36,7 +36,7 @@ from edgewise.edge.evaluate import auroc
 from edgewise.edge.progress import log
 from edgewise.edge.sources.files import read_image
 
-from .host import host_info
+from .host import host_info, host_line
 
 __all__ = ["ORIENTATIONS", "oriented", "lever_table", "levers_markdown", "levers_main"]
 
@@ -109,10 +109,8 @@ def lever_table(
 
 
 def levers_markdown(res: dict[str, Any]) -> str:
-    h = res["host"]
     lines = [
-        f"Host: {h['machine']}, {h['cpu']}, {h['cores']} cores; threads {res['threads']}"
-        + (" (EMULATED)" if h.get("emulated") else ""),
+        host_line(res["host"], res["threads"]),
         "",
         f"### {res['mode']} — {Path(res['bundle']).name}, {res['variant']}: test split, "
         f"{res['test_images']} images ({res['test_defective']} defective)",

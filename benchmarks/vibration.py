@@ -1,6 +1,7 @@
 """``edgewise bench vibration``: the vibration targets, measured in the edge runtime, in one run.
 
-(Recording specs are read in ``vibration_sets``; what remains is one benchmark's tables.)
+(Over 450 lines on purpose: recording specs are read in ``vibration_sets``; what remains is
+one benchmark's four tables, split only by section.)
 
 - detection on any recordings (``--files`` fault recordings, ``--healthy`` healthy ones, each
   with its own rate and channel, see ``vibration_sets``) or, by default, the bundle's own CWRU
