@@ -11,7 +11,7 @@ from ..data.magnetic_tile import FolderLayout, load_inspection_dataset
 from .config import MODES, InspectConfig
 from .guarantee import parse_kind_floors
 from .model import ARCHS
-from .modes import TRAINERS, train_inspect
+from .modes import TRAINERS, trainer_for
 
 __all__ = ["train_main"]
 
@@ -68,9 +68,15 @@ def train_main(argv: list[str]) -> int:
                    help="supervised: good and defect images; good-only: trained on good parts alone")
     p.add_argument("--out", required=True, help="bundle directory")
     p.add_argument("--weights", metavar="FILE",
-                   help="start from these weights (.weights.h5 trained for this network; default: scratch)")
+                   help="start from these weights (.weights.h5 trained for this network; default: scratch); "
+                   "with --epochs 0 they are used as they are (e.g. a good-only memory bank on the "
+                   "features of a supervised model)")
+    p.add_argument("--save-weights", metavar="FILE.weights.h5",
+                   help="also write the trained tile classifier's weights here, for --weights of a later "
+                   "training")
     d = InspectConfig()
-    p.add_argument("--epochs", type=int, default=None, help="default 30 (supervised) / 25 (good-only)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="default 30 (supervised) / 25 (good-only); 0: no training, --weights as they are")
     p.add_argument("--tile", type=int, default=d.tile, help="tile size in pixels after scaling")
     p.add_argument("--stride", type=int, default=d.stride, help="pixels between tile starts after scaling")
     p.add_argument("--scale", type=float, default=d.scale, help="fixed scale factor (1 = native)")
@@ -138,6 +144,10 @@ def train_main(argv: list[str]) -> int:
         parse_kind_floors(a.min_recall_per_kind, sorted({s.kind for s in samples if s.label}))
         if a.weights and not Path(a.weights).is_file():
             raise ValueError(f"--weights {a.weights}: no such file")
+        if a.save_weights and not a.save_weights.endswith(".weights.h5"):
+            raise ValueError(f"--save-weights {a.save_weights}: the name must end in .weights.h5")
+        if a.save_weights and a.seeds:
+            raise ValueError("--save-weights writes one model's weights: not with --seeds")
     except ValueError as e:
         p.exit(2, f"edgewise train inspect: error: {e}\n")
     mode_default = TRAINERS[a.mode].defaults
@@ -154,7 +164,7 @@ def train_main(argv: list[str]) -> int:
             rotate=a.rotate == "yes" if a.rotate else mode_default["rotate"],
             false_alarm=a.false_alarm,
             memory=a.memory,
-            epochs=a.epochs or mode_default["epochs"],
+            epochs=mode_default["epochs"] if a.epochs is None else a.epochs,
             recall=a.recall,
             folds=mode_default["folds"] if a.folds is None else a.folds,
             min_recall_per_kind=a.min_recall_per_kind,
@@ -170,8 +180,12 @@ def train_main(argv: list[str]) -> int:
 
             print(train_seeds(data, a.out, cfg, a.seeds, quiet=a.quiet, layout=layout))
             return 0
-        m = train_inspect(data, a.out, cfg, quiet=a.quiet, layout=layout)
-    except ValueError as e:
+        trainer = trainer_for(cfg, quiet=a.quiet).fit(data, layout)
+        if a.save_weights:
+            Path(a.save_weights).parent.mkdir(parents=True, exist_ok=True)
+            trainer.model_.save_weights(a.save_weights)
+        m = trainer.export(a.out)
+    except (ValueError, OSError) as e:
         p.exit(2, f"edgewise train inspect: error: {e}\n")
     keys = ("test_image_auroc", "operating_point", "test_at_threshold", "recall_per_kind_test")
     print(dumps({k: m.get(k) for k in keys}, indent=2))

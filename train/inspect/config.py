@@ -53,8 +53,9 @@ class InspectConfig:
             raise ValueError(f"recall target must be in (0, 1], got {self.recall}")
         if not 0 < self.false_alarm < 1:
             raise ValueError(f"false-alarm rate must be in (0, 1), got {self.false_alarm}")
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.epochs < 0 or (self.epochs == 0 and not self.weights):
+            raise ValueError(f"epochs must be >= 1 (0 only with --weights: use them as they are), "
+                             f"got {self.epochs}")
         if self.folds == 1 or self.folds < 0:
             raise ValueError(f"--folds must be 0 (threshold on validation) or at least 2, got {self.folds}")
         if self.folds and self.mode != "supervised":

@@ -38,11 +38,12 @@ HARD_LOGIT = -1.5  # good tiles scored at/above logit -1.5 (P 0.18) are re-fed a
 class InspectTrainer:
     """Train the tile network of one mode and export it as a bundle.
 
-    Learned attributes after ``fit``: ``parts_`` (the split and its tiles), ``net_`` (the Keras
-    model the bundle deploys), ``head_`` (the nearest-good head, or None when the model's output
-    is the score), ``bank_tiles_`` (the good tiles behind the head), ``history_``,
-    ``val_crops_`` (tile-level validation crops and labels), ``keras_test_scores_``,
-    ``val_tile_auroc_``, ``train_seconds_``, ``oof_`` (out-of-fold scores with ``cfg.folds``).
+    Learned attributes after ``fit``: ``parts_`` (the split and its tiles), ``model_`` (the
+    trained tile classifier), ``net_`` (the Keras model the bundle deploys), ``head_`` (the
+    nearest-good head, or None when the model's output is the score), ``bank_tiles_`` (the good
+    tiles behind the head), ``history_``, ``val_crops_`` (tile-level validation crops and
+    labels), ``keras_test_scores_``, ``val_tile_auroc_``, ``train_seconds_``, ``oof_``
+    (out-of-fold scores with ``cfg.folds``).
     After ``export``: ``metrics_`` and ``bundle_``.
     """
 
@@ -145,6 +146,7 @@ class InspectTrainer:
             self.oof_ = out_of_fold(self, keras, parts)
         self.history_ = self._train(model, parts, (xv, yv) if held_out else None, good_tiles,
                                     select=held_out)
+        self.model_ = model
         self.net_, self.head_, self.bank_tiles_ = self.deployed(keras, model, parts, good_tiles)
         self.train_seconds_ = time.monotonic() - t_start
         self.parts_, self.val_crops_, self.data_name_ = parts, (xv, yv), dataset_name(data, layout)
@@ -239,7 +241,8 @@ class InspectTrainer:
                 best, best_w = crit, model.get_weights()
             bar.update(1, **figures)
         bar.close()
-        model.set_weights(best_w)
+        if best_w is not None:  # None: no epoch (--epochs 0), the given weights stay as they are
+            model.set_weights(best_w)
         return history
 
     def _hard_negatives(self, model: Any, good_tiles: np.ndarray) -> np.ndarray:
