@@ -42,11 +42,12 @@ TARGETS = {
 }
 
 
-def held_out_items(bundle: Any, data: Path | None) -> list[tuple[Path, str]]:
-    """The bundle's held-out test images; paths re-rooted under ``data`` when given."""
+def held_out_items(bundle: Any, data: Path | None, part: str = "test") -> list[tuple[Path, str]]:
+    """The bundle's held-out images of split ``part`` (test, or val: empty when the validation
+    parts were pooled into training); paths re-rooted under ``data`` when given."""
     split = json.loads(bundle.file("report/split.json").read_text())
     items = []
-    for e in split["test"]:
+    for e in split.get(part, []):
         p = Path(e["path"])
         if data is not None and not p.is_file():  # moved dataset: keep the tail below the kind folder
             tail = p.parts[-3:] if p.parent.name == "Imgs" else p.parts[-2:]

@@ -8,6 +8,11 @@ Two levers change how a trained inspection model scores a part without touching 
   ``d4`` the transposed ones too) and the part scores averaged. The model saw these
   orientations in augmentation, so a defect should look alike in all of them, while a good
   part's one odd tile does not.
+- **learned pooling** (bundles with validation parts): a logistic regression on the part's
+  sorted top-8 tile scores and the mean and spread of all its tiles, fitted on the
+  validation parts' scores (never on the test split), its output the part score. Its
+  settings are fixed, not searched. A bundle whose validation parts were pooled into training
+  (``--folds``) has no unseen part to fit it on, so the row is left out and the reason given.
 
 Each row is the image AUROC of one (aggregation, orientations) pair on the bundle's held-out
 test split, scored through the edge tiling and model, with its cost in model calls per part
@@ -38,7 +43,9 @@ from edgewise.edge.sources.files import read_image
 
 from .host import host_info, host_line
 
-__all__ = ["ORIENTATIONS", "oriented", "lever_table", "levers_markdown", "levers_main"]
+__all__ = ["ORIENTATIONS", "oriented", "pool_features", "lever_table", "levers_markdown", "levers_main"]
+
+POOL_TOP = 8  # learned pooling: the part's highest tile scores it sees
 
 # name -> the orientations averaged (each a function of the grey image)
 ORIENTATIONS: dict[str, tuple[str, ...]] = {
@@ -56,6 +63,25 @@ def oriented(img: np.ndarray, name: str) -> np.ndarray:
     if "v" in name:
         out = out[::-1]
     return np.ascontiguousarray(out)
+
+
+def pool_features(tile_scores: np.ndarray) -> np.ndarray:
+    """One part's learned-pooling inputs: its ``POOL_TOP`` highest tile scores, highest first
+    (a part with fewer tiles repeats its lowest), then the mean and spread of all its tiles."""
+    s = np.sort(np.asarray(tile_scores, np.float64).ravel())[::-1]
+    top = np.concatenate([s[:POOL_TOP], np.full(max(0, POOL_TOP - len(s)), s[-1])])
+    return np.r_[top, s.mean(), s.std()]
+
+
+def _fit_pooling(feats: np.ndarray, y: np.ndarray) -> Any:
+    """Standardised inputs, L2-regularised logistic regression at scikit-learn's defaults."""
+    try:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+    except ImportError as e:
+        raise RuntimeError("learned pooling needs scikit-learn (pip install 'edgewise[train]')") from e
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(feats, y)
 
 
 def lever_table(
@@ -83,6 +109,13 @@ def lever_table(
                        for o in names})
         if (i + 1) % 50 == 0:
             log(f"bench inspect-levers {Path(b.path).name}: {i + 1}/{len(items)} parts", quiet=quiet)
+    val = held_out_items(b, Path(data) if data else None, part="val")
+    pooling = None
+    y_val = np.array([0 if k == "good" else 1 for _, k in val])
+    if len(val) and 0 < y_val.sum() < len(y_val):
+        fv = np.array([pool_features(score_tiles(m, prepare_part(read_image(p, gray=True), tiling)[1],
+                                                 head=head)) for p, _ in val])
+        pooling = _fit_pooling(fv, y_val)
     m.close()
     rows = []
     for k in ks:
@@ -98,6 +131,12 @@ def lever_table(
                 row["recall"] = float(pred[y == 1].mean())
                 row["false_reject_rate"] = float(pred[y == 0].mean())
             rows.append(row)
+    if pooling is not None:
+        for tta, group in ORIENTATIONS.items():
+            s = np.array([np.mean(pooling.decision_function(np.array([pool_features(per[o]) for o in group])))
+                          for per in scores])
+            rows.append({"top_k": "learned", "orientations": tta, "calls_per_part": len(group),
+                         "auroc": auroc(s, y), "stored_setting": False})
     base = next(r for r in rows if r["stored_setting"])
     for r in rows:
         r["auroc_gain"] = r["auroc"] - base["auroc"]
@@ -105,6 +144,11 @@ def lever_table(
         "host": host_info(), "threads": threads, "bundle": str(b.path), "variant": variant,
         "mode": b.spec.config.get("mode"), "test_images": len(items), "test_defective": int(y.sum()),
         "rows": rows,
+        "learned_pooling": (f"logistic regression on the sorted top-{POOL_TOP} tile scores + mean + sd, "
+                            f"fitted on the {len(val)} validation parts ({int(y_val.sum())} defective)"
+                            if pooling is not None else
+                            "not measured: the bundle has no validation parts (pooled into training) "
+                            "to fit it on"),
     }
 
 
@@ -116,6 +160,8 @@ def levers_markdown(res: dict[str, Any]) -> str:
         f"{res['test_images']} images ({res['test_defective']} defective)",
         "Reported, not chosen: a lever adopted for a bundle is chosen on out-of-fold scores and "
         "its threshold recalibrated.",
+        "",
+        f"Learned pooling: {res['learned_pooling']}.",
         "",
         "| top-k | orientations | model calls per part | image AUROC | vs stored setting |",
         "|---|---|---|---|---|",

@@ -86,3 +86,4 @@ def test_lever_table_scores_the_stored_setting_as_the_bench_does(
     assert stored[0]["auroc"] == i8["auroc"] and stored[0]["recall"] == i8["recall"]
     assert {r["calls_per_part"] for r in res["rows"]} == {1, 4, 8}
     assert "Reported, not chosen" in levers_markdown(res)
+    assert res["learned_pooling"].startswith("not measured: the bundle has no validation parts")

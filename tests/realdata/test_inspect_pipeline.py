@@ -145,3 +145,21 @@ def test_run_rejects_a_bad_roi_with_a_clear_message(small_run: tuple[Path, dict]
 
     with pytest.raises(SystemExit):
         run_main(["--bundle", str(small_run[0]), "--source", str(tmp_path), "--roi", "1,2,3"])
+
+
+def test_learned_pooling_is_fitted_on_the_validation_parts_and_scored_on_the_test_parts(
+    small_run: tuple[Path, dict], data_dir: Path
+) -> None:
+    from edgewise.benchmarks.inspect_levers import ORIENTATIONS, lever_table, levers_markdown
+
+    bundle_dir, _ = small_run
+    b = load_bundle(bundle_dir)
+    counts = b.config["split"]["counts"]
+    res = lever_table(bundle_dir, data_dir, top_ks=[1], quiet=True)
+    learned = [r for r in res["rows"] if r["top_k"] == "learned"]
+    assert [r["orientations"] for r in learned] == list(ORIENTATIONS)
+    assert all(0 <= r["auroc"] <= 1 and not r["stored_setting"] for r in learned)
+    n_val = sum(counts["val"].values())
+    assert f"fitted on the {n_val} validation parts" in res["learned_pooling"]
+    assert res["test_images"] == sum(counts["test"].values())
+    assert "| learned | none |" in levers_markdown(res)

@@ -22,3 +22,20 @@ def test_flips_are_the_mirror_images_and_keep_a_non_square_shape() -> None:
     assert np.array_equal(oriented(img, "hv"), img[::-1, ::-1])
     assert all(oriented(img, o).shape == (3, 4) for o in ORIENTATIONS["flips"])
     assert oriented(img, "t").shape == (4, 3) and oriented(img, "t").flags.c_contiguous
+
+
+def test_pool_features_are_the_top_scores_highest_first_then_mean_and_spread() -> None:
+    from edgewise.benchmarks.inspect_levers import POOL_TOP, pool_features
+
+    s = np.arange(20, dtype=np.float64)
+    f = pool_features(s[::-1].copy())
+    assert list(f[:POOL_TOP]) == list(range(19, 19 - POOL_TOP, -1))
+    assert f[POOL_TOP] == s.mean() and f[POOL_TOP + 1] == s.std()
+
+
+def test_pool_features_of_a_part_with_few_tiles_repeat_its_lowest() -> None:
+    from edgewise.benchmarks.inspect_levers import POOL_TOP, pool_features
+
+    f = pool_features(np.array([0.5, -1.0, 2.0]))
+    assert len(f) == POOL_TOP + 2
+    assert list(f[:POOL_TOP]) == [2.0, 0.5] + [-1.0] * (POOL_TOP - 2)
