@@ -53,14 +53,6 @@ def test_saved_weights_are_deployed_unchanged_as_a_good_only_feature_bank(
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
-def test_epochs_0_without_weights_is_refused_before_training() -> None:
-    from edgewise.train.inspect import InspectConfig
-
-    with pytest.raises(ValueError, match=r"0 only with --weights"):
-        InspectConfig(epochs=0)
-    assert InspectConfig(epochs=0, weights="w.weights.h5").epochs == 0
-
-
 def test_save_weights_needs_the_keras_suffix(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -132,6 +132,11 @@ def train_main(argv: list[str]) -> int:
         help="good-only: score tiles by cosine distance to the nearest of this many good training "
         "tiles (k-centre coreset, stored in the bundle); 0 = the classifier's logit",
     )
+    p.add_argument(
+        "--hard-negatives", type=int, default=d.hard_negatives, metavar="N",
+        help="at most N good training tiles the model scores highest, fed back as negatives every few "
+        "epochs (0: no hard-negative mining)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (split, weights, augmentation)")
     p.add_argument("--threads", type=int, default=2, help="TensorFlow and parity-check threads")
     p.add_argument("--limit", type=int, help="at most N images per kind per split part (quick runs)")
@@ -164,6 +169,7 @@ def train_main(argv: list[str]) -> int:
             rotate=a.rotate == "yes" if a.rotate else mode_default["rotate"],
             false_alarm=a.false_alarm,
             memory=a.memory,
+            hard_negatives=a.hard_negatives,
             epochs=mode_default["epochs"] if a.epochs is None else a.epochs,
             recall=a.recall,
             folds=mode_default["folds"] if a.folds is None else a.folds,

@@ -71,6 +71,8 @@ class InspectConfig:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got '{self.arch}'")
         if self.arch == "s2d" and self.tile % 2:
             raise ValueError(f"--arch s2d needs an even --tile (2x2 blocks), got {self.tile}")
+        if self.hard_negatives < 0:
+            raise ValueError(f"--hard-negatives must be >= 0 tiles, got {self.hard_negatives}")
         if self.memory < 0:
             raise ValueError(f"memory must be >= 0 tiles, got {self.memory}")
 
