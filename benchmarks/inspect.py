@@ -24,13 +24,13 @@ from edgewise.edge.apps.inspect import NearestGood, TileConfig, image_score, pre
 from edgewise.edge.backends import load_model
 from edgewise.edge.bundle import load_bundle
 from edgewise.edge.cliargs import Parser, add_json, add_quiet
-from edgewise.edge.evaluate import auroc, percentiles
+from edgewise.edge.evaluate import auroc, mean_sd, percentiles
 from edgewise.edge.progress import log
 from edgewise.edge.sources.files import read_image
 
 from .host import host_info, host_line
 
-__all__ = ["bench_bundles", "bench_markdown", "bench_main", "held_out_items", "TARGETS"]
+__all__ = ["bench_bundles", "bench_markdown", "bench_main", "held_out_items", "across_seeds", "TARGETS"]
 
 VARIANTS = ("tflite_float32", "tflite_int8")
 TARGETS = {
@@ -94,6 +94,10 @@ def bench_bundles(
                                 if b.spec.thresholds.operating_point is not None else None),
             "variants": {},
         }
+        train = b.spec.config.get("train")
+        if isinstance(train, dict):  # the recipe, to group bundles that differ only by seed
+            res["seed"] = train.get("seed")
+            res["recipe"] = {k: v for k, v in train.items() if k not in SEED_FREE}
         lat_idx = np.linspace(0, len(tiles) - 1, min(max_images, len(tiles))).astype(int)
         for name in [v for v in VARIANTS if v in b.variants]:
             thr = b.spec.thresholds.for_variant(name)  # calibrated on this variant's own scores
@@ -155,7 +159,71 @@ def bench_bundles(
             }
         res["targets"] = _targets(res)
         out["bundles"].append(res)
+    out["across_seeds"] = across_seeds(out["bundles"])
     return out
+
+
+SEED_FREE = ("seed", "threads")  # training settings that do not make a different recipe
+
+
+def across_seeds(bundles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Bundles of one recipe (every training setting equal but the seed and the thread count),
+    two or more seeds: per seed the deployed variant's test figures at its stored threshold,
+    then mean +- sd over the seeds. This is how much a user re-running the recipe should
+    expect the figures to move."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in bundles:
+        if "recipe" in r:
+            groups.setdefault(json.dumps(r["recipe"], sort_keys=True, default=str), []).append(r)
+    out = []
+    for rs in groups.values():
+        seeds = [r["seed"] for r in rs]
+        if len(set(seeds)) < 2 or len(set(seeds)) < len(seeds):
+            continue
+        rows = []
+        for r in sorted(rs, key=lambda r: r["seed"]):
+            op = r.get("operating_point")
+            name = op["variant"] if op else ("tflite_int8" if "tflite_int8" in r["variants"] else
+                                             next(iter(r["variants"])))
+            v = r["variants"][name]
+            rows.append({"seed": r["seed"], "bundle": r["bundle"], "variant": name, "auroc": v["auroc"],
+                         "caught": v["caught"], "defects": v["defects"], "recall": v["recall"],
+                         "precision": v["precision"], "false_alarm_rate": v["false_alarm_rate"],
+                         "recall_lower": op["recall_lower"] if op else None})
+        keys = ("auroc", "recall", "precision", "false_alarm_rate", "recall_lower")
+        target = rs[0]["recipe"].get("recall") if rs[0]["mode"] == "supervised" else None
+        out.append({
+            "mode": rs[0]["mode"], "recipe": rs[0]["recipe"], "seeds": rows,
+            "summary": {k: mean_sd([x[k] for x in rows]) for k in keys},
+            "target_recall": target,
+            "every_seed_met_target": None if target is None else all(x["recall"] >= target for x in rows),
+        })
+    return out
+
+
+def _seed_lines(g: dict[str, Any]) -> list[str]:
+    r = g["recipe"]
+    what = ", ".join(f"{k} {r[k]}" for k in ("epochs", "scale", "width", "arch", "folds", "top_k") if k in r)
+    lines = [
+        f"### Across seeds — {g['mode']} ({what}): {len(g['seeds'])} seeds, test split at each "
+        "bundle's stored threshold",
+        "",
+        "| seed | variant | test AUROC | recall (caught/defects) | precision | false rejects | "
+        "stored lower bound |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for x in g["seeds"]:
+        lines.append(f"| {x['seed']} | {x['variant']} | {_f(x['auroc'])} | {_f(x['recall'], 3)} "
+                     f"({x['caught']}/{x['defects']}) | {_f(x['precision'], 3)} | "
+                     f"{_f(x['false_alarm_rate'], 3)} | {_f(x['recall_lower'], 3)} |")
+    s = g["summary"]
+    lines.append("| mean +- sd | | " + " | ".join(
+        f"{_f(s[k]['mean'], 3)} +- {_f(s[k]['sd'], 3)}"
+        for k in ("auroc", "recall", "precision", "false_alarm_rate", "recall_lower")) + " |")
+    if g["target_recall"] is not None:
+        lines += ["", f"Test recall >= {g['target_recall']:g} at the stored threshold for every seed: "
+                  f"{'yes' if g['every_seed_met_target'] else 'NO'}"]
+    return [*lines, ""]
 
 
 def _targets(res: dict[str, Any]) -> dict[str, Any]:
@@ -256,6 +324,8 @@ def bench_markdown(result: dict[str, Any]) -> str:
             extra += f" (stored bound {_f(t['bound'], 3)})" if "bound" in t else ""
             lines.append(f"| {k} | {_f(t['value'])}{extra} | {'yes' if t['met'] else 'NO'} |")
         lines.append("")
+    for g in result.get("across_seeds", []):
+        lines += _seed_lines(g)
     return "\n".join(lines)
 
 

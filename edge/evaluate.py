@@ -28,6 +28,7 @@ __all__ = [
     "SCORES", "score_outputs", "unit_rows", "pair_similarities",
     "DECISIONS", "Decider", "agreement",
     "Tolerance", "DEFAULT_TOLERANCES", "DEVICE_REL_TOLERANCE", "DeviceTolerance", "two_se", "auroc_two_se",
+    "mean_sd",
 ]
 
 # --- metrics ---------------------------------------------------------------------------------
@@ -300,3 +301,12 @@ def auroc_two_se(a: float, n_pos: int, n_neg: int) -> float:
     q1, q2 = a / (2.0 - a), 2.0 * a * a / (1.0 + a)
     var = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / max(n_pos * n_neg, 1)
     return 2.0 * math.sqrt(max(var, 0.0))
+
+
+def mean_sd(values: list[float | None]) -> dict[str, float | None]:
+    """Mean and sample standard deviation of the figures present (``None`` skipped): how a
+    figure moves between runs of one recipe (seeds). One value has sd 0; none gives ``None``."""
+    v = np.array([x for x in values if x is not None], np.float64)
+    if not len(v):
+        return {"mean": None, "sd": None}
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0}

@@ -14,8 +14,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from edgewise.edge.evaluate import mean_sd
 from edgewise.edge.jsonenc import dumps
 
 from ..data.magnetic_tile import FolderLayout
@@ -52,13 +51,6 @@ def _cpu() -> str:
     except OSError:
         pass
     return platform.processor() or "cpu"
-
-
-def _mean_sd(values: list[float | None]) -> dict[str, float | None]:
-    v = np.array([x for x in values if x is not None], np.float64)
-    if not len(v):
-        return {"mean": None, "sd": None}
-    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
 
 
 def seeds_markdown(result: dict[str, Any]) -> str:
@@ -119,7 +111,7 @@ def train_seeds(
         "threads": cfg.threads,
         "target": cfg.recall,
         "seeds": rows,
-        "summary": {k: _mean_sd([r[k] for r in rows]) for k in keys},
+        "summary": {k: mean_sd([r[k] for r in rows]) for k in keys},
         "every_seed_met": all(r["test_recall"] >= cfg.recall for r in rows),
     }
     md = seeds_markdown(result)
