@@ -11,7 +11,7 @@ from ..data.magnetic_tile import FolderLayout, load_inspection_dataset
 from .config import MODES, InspectConfig
 from .guarantee import parse_kind_floors
 from .model import ARCHS
-from .modes import TRAINERS, trainer_for
+from .modes import TRAINERS, train_inspect
 
 __all__ = ["train_main"]
 
@@ -186,11 +186,7 @@ def train_main(argv: list[str]) -> int:
 
             print(train_seeds(data, a.out, cfg, a.seeds, quiet=a.quiet, layout=layout))
             return 0
-        trainer = trainer_for(cfg, quiet=a.quiet).fit(data, layout)
-        if a.save_weights:
-            Path(a.save_weights).parent.mkdir(parents=True, exist_ok=True)
-            trainer.model_.save_weights(a.save_weights)
-        m = trainer.export(a.out)
+        m = train_inspect(data, a.out, cfg, quiet=a.quiet, layout=layout, save_weights=a.save_weights)
     except (ValueError, OSError) as e:
         p.exit(2, f"edgewise train inspect: error: {e}\n")
     keys = ("test_image_auroc", "operating_point", "test_at_threshold", "recall_per_kind_test")

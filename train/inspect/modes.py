@@ -186,7 +186,13 @@ def trainer_for(cfg: InspectConfig, *, quiet: bool = False) -> InspectTrainer:
 
 def train_inspect(
     data: str | Path | None, out: str | Path, cfg: InspectConfig, quiet: bool = False,
-    layout: FolderLayout | None = None,
+    layout: FolderLayout | None = None, save_weights: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train, convert, choose the operating point, write the report; returns the metrics."""
-    return trainer_for(cfg, quiet=quiet).fit(data, layout).export(out)
+    """Train, convert, choose the operating point, write the report; returns the metrics.
+    ``save_weights``: also keep the trained tile classifier there (a ``.weights.h5`` file), for
+    ``weights`` of a later training."""
+    trainer = trainer_for(cfg, quiet=quiet).fit(data, layout)
+    if save_weights:
+        Path(save_weights).parent.mkdir(parents=True, exist_ok=True)
+        trainer.model_.save_weights(str(save_weights))
+    return trainer.export(out)
