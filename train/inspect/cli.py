@@ -137,6 +137,11 @@ def train_main(argv: list[str]) -> int:
         help="at most N good training tiles the model scores highest, fed back as negatives every few "
         "epochs (0: no hard-negative mining)",
     )
+    p.add_argument(
+        "--unseen-kinds", nargs="+", default=[], metavar="KIND",
+        help="defect kinds left out of training and validation (the split is unchanged, so the test "
+        "split holds parts of a kind the model never saw): how it does on other faults",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (split, weights, augmentation)")
     p.add_argument("--threads", type=int, default=2, help="TensorFlow and parity-check threads")
     p.add_argument("--limit", type=int, help="at most N images per kind per split part (quick runs)")
@@ -170,6 +175,7 @@ def train_main(argv: list[str]) -> int:
             false_alarm=a.false_alarm,
             memory=a.memory,
             hard_negatives=a.hard_negatives,
+            unseen_kinds=a.unseen_kinds,
             epochs=mode_default["epochs"] if a.epochs is None else a.epochs,
             recall=a.recall,
             folds=mode_default["folds"] if a.folds is None else a.folds,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from edgewise.edge.apps.inspect import TileConfig
 
+from ..data.magnetic_tile import GOOD
 from .guarantee import parse_kind_floors
 from .model import ARCHS, DEFAULT_ARCH
 
@@ -45,6 +46,7 @@ class InspectConfig:
     variants: list[str] = field(default_factory=lambda: ["tflite_float32", "tflite_int8"])
     weights: str | None = None
     memory: int = 4000  # good-only: good training tiles kept for the nearest-neighbour score (0: logit)
+    unseen_kinds: list[str] = field(default_factory=list)  # defect kinds kept out of training and validation
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -71,6 +73,8 @@ class InspectConfig:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got '{self.arch}'")
         if self.arch == "s2d" and self.tile % 2:
             raise ValueError(f"--arch s2d needs an even --tile (2x2 blocks), got {self.tile}")
+        if GOOD in self.unseen_kinds:
+            raise ValueError("--unseen-kinds names defect kinds; the good parts cannot be left out")
         if self.hard_negatives < 0:
             raise ValueError(f"--hard-negatives must be >= 0 tiles, got {self.hard_negatives}")
         if self.memory < 0:

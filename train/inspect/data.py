@@ -69,10 +69,19 @@ class Parts:
 
     @classmethod
     def prepare(cls, samples: list[Sample], tiling: TileConfig, seed: int, limit: int | None,
-                good_only: bool, pool_val: bool = False) -> Parts:
+                good_only: bool, pool_val: bool = False, unseen_kinds: tuple[str, ...] = ()) -> Parts:
         """The seeded split; ``pool_val``: the validation parts join the training parts (the
-        threshold then comes from out-of-fold scores), the test parts stay held out as always."""
+        threshold then comes from out-of-fold scores), the test parts stay held out as always.
+        ``unseen_kinds``: defect kinds removed from training and validation after the split, so
+        the test split (unchanged) holds a kind the model never saw, and every other part is
+        where it would be without the option."""
         split = limit_split(split_samples(samples, seed, SPLIT_FRACTIONS), limit)
+        missing = set(unseen_kinds) - {s.kind for s in samples if s.label}
+        if missing:
+            raise ValueError(f"--unseen-kinds: no defect kind {', '.join(sorted(missing))} in the data")
+        if unseen_kinds:
+            split = {p: (ss if p == "test" else [s for s in ss if s.kind not in unseen_kinds])
+                     for p, ss in split.items()}
         if pool_val:
             split = {"train": split["train"] + split["val"], "val": [], "test": split["test"]}
         train = [s for s in split["train"] if s.label == 0] if good_only else split["train"]

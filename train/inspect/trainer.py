@@ -127,7 +127,7 @@ class InspectTrainer:
         keras = tf_setup(cfg.seed, threads=cfg.threads)
         tiling = cfg.tiling
         parts = Parts.prepare(samples, tiling, cfg.seed, cfg.limit, good_only=not self.sees_defects,
-                              pool_val=cfg.folds > 0)
+                              pool_val=cfg.folds > 0, unseen_kinds=tuple(cfg.unseen_kinds))
         sizes = "/".join(str(len(parts.split[p])) for p in ("train", "val", "test"))
         log(f"inspect[{cfg.mode}]: data {describe(samples)}; split train/val/test = {sizes} "
             f"(seed {cfg.seed})", quiet=self.quiet)

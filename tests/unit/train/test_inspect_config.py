@@ -19,3 +19,11 @@ def test_hard_negatives_setting_is_checked_before_training() -> None:
     with pytest.raises(ValueError, match=r"--hard-negatives must be >= 0"):
         InspectConfig(hard_negatives=-1)
     assert InspectConfig(hard_negatives=0).hard_negatives == 0
+
+
+def test_the_good_parts_cannot_be_an_unseen_kind() -> None:
+    from edgewise.train.inspect import InspectConfig
+
+    with pytest.raises(ValueError, match=r"the good parts cannot be left out"):
+        InspectConfig(unseen_kinds=["good"])
+    assert InspectConfig(unseen_kinds=["uneven"]).unseen_kinds == ["uneven"]
