@@ -9,6 +9,7 @@ from edgewise.edge.jsonenc import dumps
 
 from ..data.magnetic_tile import FolderLayout, load_inspection_dataset
 from .config import MODES, InspectConfig
+from .data import check_unseen_kinds
 from .guarantee import parse_kind_floors
 from .model import ARCHS
 from .modes import TRAINERS, train_inspect
@@ -152,6 +153,7 @@ def train_main(argv: list[str]) -> int:
         data, layout = _data_args(a)
         samples = load_inspection_dataset(data, layout)  # the layout is checked before TensorFlow loads
         parse_kind_floors(a.min_recall_per_kind, sorted({s.kind for s in samples if s.label}))
+        check_unseen_kinds(samples, a.unseen_kinds)
         if a.weights and not Path(a.weights).is_file():
             raise ValueError(f"--weights {a.weights}: no such file")
         if a.save_weights and not a.save_weights.endswith(".weights.h5"):

@@ -17,7 +17,7 @@ from ..data.magnetic_tile import GOOD, FolderLayout, Sample, describe, read_samp
 from .crops import Image
 from .scores import tile_sets
 
-__all__ = ["Parts", "load_images", "limit_split", "dataset_name"]
+__all__ = ["Parts", "load_images", "limit_split", "dataset_name", "check_unseen_kinds"]
 
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)  # split_samples' default: train / validation / test
 
@@ -29,6 +29,13 @@ def load_images(samples: list[Sample], tiling: TileConfig) -> list[Image]:
         img, mask = read_sample(s, tiling.scale)
         out.append((condition(img, tiling.norm), mask, s.label))
     return out
+
+
+def check_unseen_kinds(samples: list[Sample], kinds: tuple[str, ...] | list[str]) -> None:
+    """ValueError naming any ``--unseen-kinds`` entry that is not a defect kind of the data."""
+    missing = set(kinds) - {s.kind for s in samples if s.label}
+    if missing:
+        raise ValueError(f"--unseen-kinds: no defect kind {', '.join(sorted(missing))} in the data")
 
 
 def limit_split(split: dict[str, list[Sample]], n: int | None) -> dict[str, list[Sample]]:
@@ -76,9 +83,7 @@ class Parts:
         the test split (unchanged) holds a kind the model never saw, and every other part is
         where it would be without the option."""
         split = limit_split(split_samples(samples, seed, SPLIT_FRACTIONS), limit)
-        missing = set(unseen_kinds) - {s.kind for s in samples if s.label}
-        if missing:
-            raise ValueError(f"--unseen-kinds: no defect kind {', '.join(sorted(missing))} in the data")
+        check_unseen_kinds(samples, unseen_kinds)
         if unseen_kinds:
             split = {p: (ss if p == "test" else [s for s in ss if s.kind not in unseen_kinds])
                      for p, ss in split.items()}
