@@ -124,6 +124,12 @@ def bench_bundles(
                     for k in sorted(set(kinds))
                     if k != "good"
                 },
+                # each kind against the good parts: how well a kind ranks, whatever the threshold
+                "auroc_per_kind": {
+                    k: auroc(s[[i for i, kk in enumerate(kinds) if kk in (k, "good")]],
+                             y[[i for i, kk in enumerate(kinds) if kk in (k, "good")]])
+                    for k in sorted(set(kinds)) if k != "good" and "good" in kinds
+                },
                 "latency": {},
             }
             for t in threads:
@@ -311,6 +317,9 @@ def bench_markdown(result: dict[str, Any]) -> str:
             pk = r["variants"]["tflite_int8"]["recall_per_kind"]
             lines.append("")
             lines.append("int8 recall per kind: " + ", ".join(f"{k} {v:.2f}" for k, v in pk.items()))
+            ak = r["variants"]["tflite_int8"]["auroc_per_kind"]
+            lines.append("int8 AUROC per kind (against the good parts): "
+                         + ", ".join(f"{k} {v:.3f}" for k, v in ak.items()))
         if "int8_auroc_delta" in r:
             lines.append(
                 f"int8 - float32 AUROC: {r['int8_auroc_delta']:+.4f}; int8 speed-up (mean full "

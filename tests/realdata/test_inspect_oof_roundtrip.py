@@ -62,7 +62,11 @@ def test_bench_and_app_read_the_same_stored_operating_point(
     assert r["variants"]["tflite_int8"]["threshold"] == op.threshold
     t = r["targets"]["test_recall>=stored_lower_bound"]
     assert t["bound"] == op.recall_lower and t["met"] == (t["value"] >= op.recall_lower)
+    pk = r["variants"]["tflite_int8"]["auroc_per_kind"]
+    assert set(pk) == set(r["variants"]["tflite_int8"]["recall_per_kind"])
+    assert all(0 <= a <= 1 for a in pk.values())
     md = bench_markdown(res)
+    assert "int8 AUROC per kind (against the good parts): blowhole " in md
     interval = f"[{op.recall_lower:.3f}, 1]"
     assert "Stored operating point (out-of-fold, 2 folds, tflite_int8)" in md and interval in md
     assert "Test split at the same threshold: caught" in md
