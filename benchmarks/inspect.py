@@ -33,6 +33,7 @@ from .host import host_info, host_line
 __all__ = ["bench_bundles", "bench_markdown", "bench_main", "held_out_items", "across_seeds", "TARGETS"]
 
 VARIANTS = ("tflite_float32", "tflite_int8")
+SEED_FREE = ("seed", "threads")  # training settings that do not make a different recipe
 TARGETS = {
     "supervised_int8_auroc": 0.97,
     "supervised_int8_recall": 0.98,
@@ -126,8 +127,7 @@ def bench_bundles(
                 },
                 # each kind against the good parts: how well a kind ranks, whatever the threshold
                 "auroc_per_kind": {
-                    k: auroc(s[[i for i, kk in enumerate(kinds) if kk in (k, "good")]],
-                             y[[i for i, kk in enumerate(kinds) if kk in (k, "good")]])
+                    k: auroc(s[np.isin(kinds, (k, "good"))], y[np.isin(kinds, (k, "good"))])
                     for k in sorted(set(kinds)) if k != "good" and "good" in kinds
                 },
                 "latency": {},
@@ -168,8 +168,6 @@ def bench_bundles(
     out["across_seeds"] = across_seeds(out["bundles"])
     return out
 
-
-SEED_FREE = ("seed", "threads")  # training settings that do not make a different recipe
 
 
 def across_seeds(bundles: list[dict[str, Any]]) -> list[dict[str, Any]]:
